@@ -1,0 +1,3 @@
+"""Berth: a terminal operations console for Docker on bare metal."""
+
+__version__ = "0.1.0"
