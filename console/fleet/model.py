@@ -6,8 +6,12 @@ rate. Readers never mutate them and never do I/O to produce them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.fleet.history import HistoryStore
 
 
 class NodeState(str, Enum):
@@ -39,9 +43,7 @@ class ContainerSnapshot:
     exit_code: int | None = None
     isolated: bool = False
     busy: str | None = None  # action in progress on this container (e.g. "migrating")
-    sample_age: float | None = None  # seconds since the newest stats sample
-    cpu_history: tuple[float, ...] = ()  # cores, oldest first, 1 Hz
-    mem_history: tuple[int, ...] = ()  # bytes, oldest first, 1 Hz
+    sampled_at: float | None = None  # unix seconds of the newest stats sample
 
     @property
     def running(self) -> bool:
@@ -112,7 +114,7 @@ class NodeSnapshot:
     cordoned: bool = False
     insecure: bool = False
     cpu_history: tuple[float, ...] = ()  # cores used, 1 Hz
-    mem_history: tuple[int, ...] = ()  # bytes used, 1 Hz
+    mem_history: tuple[float, ...] = ()  # bytes used, 1 Hz
 
     @property
     def up(self) -> bool:
@@ -157,6 +159,8 @@ class FleetSnapshot:
     tenants: tuple[TenantSnapshot, ...]
     observer: Observer | None = None
     complete: bool = False  # every reachable node has had a full stats round
+    # Per-container series, read on demand (thread-safe); nodes carry theirs inline.
+    history: HistoryStore | None = field(default=None, compare=False, repr=False)
 
     def node(self, name: str) -> NodeSnapshot | None:
         return next((n for n in self.nodes if n.name == name), None)

@@ -1,0 +1,321 @@
+"""Async Docker Engine API client for one node, on httpx.
+
+One connection pool per node; every call has a timeout; every failure is an
+EngineError carrying node, endpoint, HTTP status and the daemon's message.
+Bodies and stream lines are size-bounded so a lying endpoint cannot balloon us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from console.config import NodeConfig
+from console.engine.errors import (
+    EngineError,
+    NodeTimeout,
+    NodeUnreachable,
+    ProtocolError,
+    UnsupportedVersion,
+    api_error,
+)
+from console.engine.transport import SSHTunnel, endpoint_for, make_client
+
+MIN_API = (1, 41)
+MAX_API = (1, 45)
+MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 4 * 1024 * 1024
+
+
+def parse_api_version(text: str) -> tuple[int, int]:
+    major, _, minor = text.strip().partition(".")
+    return int(major), int(minor)
+
+
+def _daemon_message(body: bytes) -> str:
+    with contextlib.suppress(Exception):
+        doc = orjson.loads(body)
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            return doc["message"]
+    text = body[:300].decode("utf-8", errors="replace").strip()
+    return text or "(empty body)"
+
+
+class EngineClient:
+    """The Engine API of one node."""
+
+    def __init__(self, node: NodeConfig, timeout: float | None = None) -> None:
+        self.node = node
+        self.name = node.name
+        self.timeout = timeout if timeout is not None else node.timeout
+        self.api_version: str | None = None
+        self._tunnel = SSHTunnel(node.url) if node.scheme == "ssh" else None
+        self._http: httpx.AsyncClient | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def _client(self) -> httpx.AsyncClient:
+        if self._tunnel is not None:
+            try:
+                await self._tunnel.ensure(timeout=max(self.timeout, 10.0))
+            except (OSError, TimeoutError) as exc:
+                raise NodeUnreachable(self.name, "ssh", str(exc)) from exc
+        if self._http is None:
+            try:
+                endpoint = endpoint_for(self.node, self._tunnel.socket if self._tunnel else None)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise NodeUnreachable(self.name, "tls", str(exc)) from exc
+            self._http = make_client(endpoint, self.timeout)
+        return self._http
+
+    async def aclose(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
+        if self._tunnel is not None:
+            await self._tunnel.close()
+            self._tunnel.cleanup()
+
+    async def reset(self) -> None:
+        """Drop pooled connections (after a node went away) but keep the tunnel object."""
+        http, self._http = self._http, None
+        if http is not None:
+            with contextlib.suppress(Exception):
+                await http.aclose()
+
+    def _path(self, path: str) -> str:
+        if path.startswith("/_ping") or self.api_version is None:
+            return path
+        return f"/v{self.api_version}{path}"
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _map_exc(self, endpoint: str, exc: Exception) -> EngineError:
+        if isinstance(exc, EngineError):
+            return exc
+        if isinstance(exc, httpx.TimeoutException):
+            return NodeTimeout(self.name, endpoint, f"no answer within {self.timeout:g}s ({type(exc).__name__})")
+        if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
+            return NodeUnreachable(self.name, endpoint, self._connect_reason(exc))
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError | httpx.ReadError | httpx.WriteError):
+            return ProtocolError(self.name, endpoint, str(exc) or type(exc).__name__)
+        if isinstance(exc, httpx.HTTPError | OSError | ssl.SSLError):
+            return NodeUnreachable(self.name, endpoint, str(exc) or type(exc).__name__)
+        return ProtocolError(self.name, endpoint, f"{type(exc).__name__}: {exc}")
+
+    def _connect_reason(self, exc: Exception) -> str:
+        text = str(exc) or type(exc).__name__
+        if self.node.scheme == "unix":
+            path = self.node.url[len("unix://"):]
+            if "No such file" in text:
+                return f"no socket at {path} (daemon not running?)"
+            if "Connection refused" in text:
+                return f"connection refused on {path} (daemon not running?)"
+        return text
+
+    async def _read_bounded(self, resp: httpx.Response, endpoint: str, limit: int) -> bytes:
+        declared = resp.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise ProtocolError(self.name, endpoint, f"body of {declared} bytes exceeds the {limit}-byte limit",
+                                resp.status_code)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise ProtocolError(self.name, endpoint, f"body exceeds the {limit}-byte limit", resp.status_code)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | AsyncIterator[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        limit: int = MAX_JSON_BYTES,
+    ) -> tuple[int, bytes]:
+        """One bounded request. HTTP errors (>= 400) raise APIError with the daemon's message."""
+        endpoint = f"{method} {path}"
+        try:
+            http = await self._client()
+            body = orjson.dumps(json) if json is not None else content
+            hdrs = dict(headers or {})
+            if json is not None:
+                hdrs["Content-Type"] = "application/json"
+            req = http.build_request(method, self._path(path), params=params, content=body, headers=hdrs,
+                                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+            resp = await http.send(req, stream=True)
+            try:
+                data = await self._read_bounded(resp, endpoint, limit)
+            finally:
+                await resp.aclose()
+        except Exception as exc:  # mapped to typed errors; nothing escapes untyped
+            raise self._map_exc(endpoint, exc) from exc
+        if 300 <= resp.status_code < 400:
+            raise ProtocolError(self.name, endpoint, f"unexpected redirect to {resp.headers.get('location', '?')}",
+                                resp.status_code)
+        if resp.status_code >= 400:
+            raise api_error(self.name, endpoint, resp.status_code, _daemon_message(data))
+        return resp.status_code, data
+
+    async def get_json(self, path: str, **kw: Any) -> Any:
+        return await self.request_json("GET", path, **kw)
+
+    async def request_json(self, method: str, path: str, **kw: Any) -> Any:
+        _, data = await self.request(method, path, **kw)
+        if not data:
+            return None
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(self.name, f"{method} {path}", f"invalid JSON: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+        content: bytes | AsyncIterator[bytes] | None = None, headers: Mapping[str, str] | None = None,
+        read_timeout: float | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """An open streaming response (raises APIError on HTTP errors). read_timeout=None waits forever
+        between chunks, which is right for event and stats streams that may legitimately idle."""
+        endpoint = f"{method} {path}"
+        try:
+            http = await self._client()
+            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0), read=read_timeout)
+            req = http.build_request(method, self._path(path), params=params, content=content,
+                                     headers=headers, timeout=timeout)
+            resp = await http.send(req, stream=True)
+        except Exception as exc:
+            raise self._map_exc(endpoint, exc) from exc
+        try:
+            if resp.status_code >= 300:
+                data = b""
+                with contextlib.suppress(Exception):
+                    data = await self._read_bounded(resp, endpoint, 64 * 1024)
+                if resp.status_code >= 400:
+                    raise api_error(self.name, endpoint, resp.status_code, _daemon_message(data))
+                raise ProtocolError(self.name, endpoint, "unexpected redirect", resp.status_code)
+            yield resp
+        except EngineError:
+            raise
+        except (httpx.HTTPError, OSError) as exc:
+            raise self._map_exc(endpoint, exc) from exc
+        finally:
+            await resp.aclose()
+
+    async def json_lines(self, resp: httpx.Response, endpoint: str) -> AsyncIterator[Any]:
+        """Decode a newline-delimited JSON stream, bounding line length."""
+        buf = b""
+        try:
+            async for chunk in resp.aiter_raw():
+                buf += chunk
+                if b"\n" not in buf:
+                    if len(buf) > MAX_LINE_BYTES:
+                        raise ProtocolError(self.name, endpoint, f"stream line exceeds {MAX_LINE_BYTES} bytes")
+                    continue
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        try:
+                            yield orjson.loads(line)
+                        except orjson.JSONDecodeError as exc:
+                            raise ProtocolError(self.name, endpoint, f"invalid JSON in stream: {exc}") from exc
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise self._map_exc(endpoint, exc) from exc
+
+    # -- system --------------------------------------------------------------
+
+    async def ping(self) -> str:
+        """Negotiate the API version from /_ping; refuse daemons older than 1.41."""
+        try:
+            http = await self._client()
+            resp = await http.get("/_ping")
+        except Exception as exc:
+            raise self._map_exc("GET /_ping", exc) from exc
+        if resp.status_code != 200:
+            raise api_error(self.name, "GET /_ping", resp.status_code, _daemon_message(resp.content))
+        header = resp.headers.get("API-Version")
+        if not header:
+            raise ProtocolError(self.name, "GET /_ping", "no API-Version header: not a Docker Engine API")
+        try:
+            server = parse_api_version(header)
+        except ValueError as exc:
+            raise ProtocolError(self.name, "GET /_ping", f"bad API-Version header {header!r}") from exc
+        if server < MIN_API:
+            raise UnsupportedVersion(self.name, "GET /_ping",
+                                     f"daemon API {header} is older than the minimum 1.41 (Docker 20.10)")
+        use = min(server, MAX_API)
+        self.api_version = f"{use[0]}.{use[1]}"
+        return self.api_version
+
+    async def info(self) -> dict[str, Any]:
+        return await self._expect_dict("/info")
+
+    async def version(self) -> dict[str, Any]:
+        return await self._expect_dict("/version")
+
+    async def _expect_dict(self, path: str, **kw: Any) -> dict[str, Any]:
+        doc = await self.get_json(path, **kw)
+        if not isinstance(doc, dict):
+            raise ProtocolError(self.name, f"GET {path}", f"expected a JSON object, got {type(doc).__name__}")
+        return doc
+
+    async def _expect_list(self, path: str, **kw: Any) -> list[Any]:
+        doc = await self.get_json(path, **kw)
+        if not isinstance(doc, list):
+            raise ProtocolError(self.name, f"GET {path}", f"expected a JSON array, got {type(doc).__name__}")
+        return doc
+
+    # -- containers ----------------------------------------------------------
+
+    async def containers(self, all: bool = True, filters: Mapping[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        params: dict[str, str] = {"all": "1" if all else "0"}
+        if filters:
+            params["filters"] = orjson.dumps(filters).decode()
+        return await self._expect_list("/containers/json", params=params)
+
+    async def inspect(self, cid: str) -> dict[str, Any]:
+        return await self._expect_dict(f"/containers/{quote(cid, safe='')}/json")
+
+    async def top(self, cid: str) -> dict[str, Any]:
+        return await self._expect_dict(f"/containers/{quote(cid, safe='')}/top")
+
+    async def changes(self, cid: str) -> list[dict[str, Any]]:
+        doc = await self.get_json(f"/containers/{quote(cid, safe='')}/changes")
+        return doc or []
+
+    async def container_action(self, cid: str, action: str, params: Mapping[str, Any] | None = None,
+                               timeout: float | None = None) -> None:
+        """POST /containers/{id}/{start|stop|restart|pause|unpause|kill} (304 'already so' is success)."""
+        await self.request("POST", f"/containers/{quote(cid, safe='')}/{action}", params=params, timeout=timeout)
+
+    async def stats_once(self, cid: str) -> dict[str, Any]:
+        return await self._expect_dict(f"/containers/{quote(cid, safe='')}/stats",
+                                       params={"stream": "false", "one-shot": "true"})
+
+    async def events(self, since: float | None = None, filters: Mapping[str, list[str]] | None = None
+                     ) -> AsyncIterator[dict[str, Any]]:
+        """The /events stream (never times out on idle)."""
+        params: dict[str, str] = {}
+        if since is not None:
+            params["since"] = f"{since:.9f}"
+        if filters:
+            params["filters"] = orjson.dumps(filters).decode()
+        async with self.stream("GET", "/events", params=params) as resp:
+            async for ev in self.json_lines(resp, "GET /events"):
+                if isinstance(ev, dict):
+                    yield ev

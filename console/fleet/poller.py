@@ -1,0 +1,700 @@
+"""The poller: per-node independent tasks feeding a mutable store that publishes frozen snapshots.
+
+Per node (a NodeWatcher): a supervisor connects (ping, info, version), then runs
+  * an info loop (every minute),
+  * a list loop (`/containers/json?all=1` on a cadence; also the heartbeat),
+  * the `/events` stream, applied at once and resumed with `since`,
+  * one stats stream per running container, opened and closed as they start and stop.
+Any connection failure marks the node down and the supervisor reconnects with
+backoff; nothing one node does can delay another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import psutil
+
+from console.config import Inventory, NodeConfig
+from console.engine.client import EngineClient
+from console.engine.errors import EngineError, NodeTimeout, NodeUnreachable, NotFound
+from console.engine.stats import StatsSample, cpu_percent, decode
+from console.fleet import density
+from console.fleet.history import HistoryStore, Ring
+from console.fleet.model import (
+    ContainerSnapshot,
+    FleetSnapshot,
+    HostLoad,
+    NodeSnapshot,
+    NodeState,
+    Observer,
+)
+
+log = logging.getLogger(__name__)
+
+# Labels Berth itself puts on node-side objects (see console.actions): never shown as workload.
+ROLE_LABEL = "berth.role"
+TARGET_LABEL = "berth.target"
+ACTION_LABEL = "berth.action"
+
+STATS_STATES = frozenset({"running", "paused"})
+# Event actions that change what we show about a container.
+CONTAINER_EVENTS = ("create", "start", "restart", "die", "oom", "kill", "stop", "pause", "unpause",
+                    "destroy", "rename", "health_status", "update")
+
+
+def parse_time(text: Any) -> float | None:
+    """Docker timestamps (RFC 3339 with nanoseconds) to unix seconds; the zero time is None."""
+    if not isinstance(text, str) or not text or text.startswith("0001-01-01"):
+        return None
+    head, _, frac = text.rstrip("Z").partition(".")
+    tz = "+00:00"
+    for sign in ("+", "-"):
+        if sign in frac:
+            frac, _, rest = frac.partition(sign)
+            tz = sign + rest
+    if "+" in head[10:] or head[10:].count("-"):
+        # offset without fractional seconds, e.g. 2024-01-01T00:00:00+02:00
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(head).timestamp()
+    try:
+        base = datetime.fromisoformat(f"{head}{tz}")
+    except ValueError:
+        return None
+    return base.timestamp() + (float(f"0.{frac}") if frac.isdigit() else 0.0)
+
+
+class ContainerState:
+    """Mutable per-container state, owned by its NodeWatcher."""
+
+    __slots__ = ("id", "node", "name", "image", "tenant", "labels", "state", "status", "created",
+                 "started_at", "restart_count", "health", "exit_code", "oom_killed", "cpu_limit",
+                 "mem_limit", "cpu_percent", "mem_used", "sampled_at", "prev", "event_at", "inspected",
+                 "isolated", "busy", "_snap")
+
+    def __init__(self, cid: str, node: str) -> None:
+        self.id = cid
+        self.node = node
+        self.name = cid[:12]
+        self.image = ""
+        self.tenant = density.UNASSIGNED
+        self.labels: dict[str, str] = {}
+        self.state = "created"
+        self.status = ""
+        self.created = 0.0
+        self.started_at: float | None = None
+        self.restart_count = 0
+        self.health: str | None = None
+        self.exit_code: int | None = None
+        self.oom_killed = False
+        self.cpu_limit: float | None = None
+        self.mem_limit: int | None = None
+        self.cpu_percent: float | None = None
+        self.mem_used: int | None = None
+        self.sampled_at: float | None = None
+        self.prev: StatsSample | None = None
+        self.event_at = 0.0
+        self.inspected = False
+        self.isolated = False
+        self.busy: str | None = None
+        self._snap: ContainerSnapshot | None = None
+
+    def touch(self) -> None:
+        self._snap = None
+
+    def snapshot(self, fresh: bool) -> ContainerSnapshot:
+        """Cached until something changes; `fresh=False` (node down) hides live figures as unknown."""
+        if self._snap is None:
+            self._snap = ContainerSnapshot(
+                id=self.id, name=self.name, node=self.node, tenant=self.tenant, image=self.image,
+                state=self.state, status=self.status, created=self.created, started_at=self.started_at,
+                cpu_percent=self.cpu_percent if self.state in STATS_STATES else None,
+                mem_used=self.mem_used if self.state in STATS_STATES else None,
+                mem_limit=self.mem_limit, cpu_limit=self.cpu_limit, restart_count=self.restart_count,
+                health=self.health, labels=tuple(sorted(self.labels.items())), oom_killed=self.oom_killed,
+                exit_code=self.exit_code, isolated=self.isolated, busy=self.busy, sampled_at=self.sampled_at,
+            )
+        if not fresh and (self._snap.cpu_percent is not None or self._snap.mem_used is not None):
+            return replace(self._snap, cpu_percent=None, mem_used=None)
+        return self._snap
+
+
+class NodeWatcher:
+    """Everything Berth knows about one node, and the tasks that keep it current."""
+
+    def __init__(self, cfg: NodeConfig, inventory: Inventory, on_change: Callable[[], None],
+                 client: EngineClient | None = None, list_interval: float = 3.0,
+                 info_interval: float = 60.0, slow_after: float = 2.0) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.tenancy_label = inventory.tenancy_label
+        self.client = client or EngineClient(cfg)
+        self.on_change = on_change
+        self.list_interval = list_interval
+        self.info_interval = info_interval
+        self.slow_after = slow_after
+        self.state = NodeState.CONNECTING
+        self.error: str | None = None
+        self.error_at: float | None = None
+        self.partial_errors: dict[str, tuple[float, str]] = {}  # source -> (time, text)
+        self.last_ok: float | None = None
+        self.info: dict[str, Any] = {}
+        self.version: dict[str, Any] = {}
+        self.containers: dict[str, ContainerState] = {}
+        self.cordoned = False
+        self.connected_once = False
+        self.list_done = False
+        self.cpu_ring = Ring()
+        self.mem_ring = Ring()
+        self._streams: dict[str, asyncio.Task[None]] = {}
+        self._inspecting: set[str] = set()
+        self._inspect_sem = asyncio.Semaphore(8)
+        self._events_since: float | None = None
+        self._stop = False
+
+    # -- state ---------------------------------------------------------------
+
+    def _ok(self) -> None:
+        self.last_ok = time.time()
+
+    def _partial(self, source: str, text: str) -> None:
+        self.partial_errors[source] = (time.time(), text)
+        self._reassess()
+
+    def _clear_partial(self, source: str) -> None:
+        if self.partial_errors.pop(source, None) is not None:
+            self._reassess()
+
+    def _reassess(self) -> None:
+        """up unless something partial failed recently (then degraded); down is set by the supervisor."""
+        if self.state in (NodeState.DOWN, NodeState.CONNECTING):
+            return
+        now = time.time()
+        recent = {k: v for k, v in self.partial_errors.items() if now - v[0] < 30}
+        self.partial_errors = recent
+        if recent:
+            at, text = max(recent.values())
+            self.state, self.error, self.error_at = NodeState.DEGRADED, text, at
+        else:
+            self.state, self.error = NodeState.UP, None
+        self.on_change()
+
+    def _mark_down(self, err: EngineError | str) -> None:
+        text = str(err)
+        was = self.state
+        self.state = NodeState.DOWN
+        self.error = text
+        self.error_at = time.time()
+        for c in self.containers.values():
+            c.prev = None
+            c.touch()
+        if was is not NodeState.DOWN:
+            log.warning("node %s down: %s", self.name, text)
+        self.on_change()
+
+    # -- supervisor ----------------------------------------------------------
+
+    async def run(self) -> None:
+        delay = 0.5
+        while not self._stop:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except EngineError as exc:
+                self._mark_down(exc)
+            except Exception as exc:  # a bug must not kill the node's watcher silently
+                log.exception("node %s: internal error", self.name)
+                self._mark_down(f"{self.name}: internal error: {type(exc).__name__}: {exc}")
+            finally:
+                await self._close_streams()
+            if self.connected_once and self.state is not NodeState.DOWN:
+                delay = 0.5
+            await self.client.reset()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _session(self) -> None:
+        await self.client.ping()
+        await self._refresh_info()
+        await self._refresh_list()
+        self.connected_once = True
+        self.state = NodeState.UP
+        self.error = None
+        self.partial_errors.clear()
+        self.on_change()
+        tasks = [asyncio.create_task(coro, name=f"berth:{self.name}:{coro.__name__}")
+                 for coro in (self._info_loop(), self._list_loop(), self._events_loop())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()  # re-raise the first failure to the supervisor
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        self._stop = True
+        await self._close_streams()
+        await self.client.aclose()
+
+    # -- info / list ---------------------------------------------------------
+
+    async def _refresh_info(self) -> None:
+        self.info = await self.client.info()
+        if self._events_since is None:
+            # Events from the daemon's own clock at connect: nothing between this and the stream is lost.
+            self._events_since = parse_time(self.info.get("SystemTime"))
+        try:
+            self.version = await self.client.version()
+            self._clear_partial("version")
+        except (NodeUnreachable, NodeTimeout):
+            raise
+        except EngineError as exc:
+            self._partial("version", str(exc))
+        self._ok()
+        self.on_change()
+
+    async def _info_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.info_interval)
+            try:
+                await self._refresh_info()
+                self._clear_partial("info")
+            except (NodeUnreachable, NodeTimeout):
+                raise
+            except EngineError as exc:
+                self._partial("info", str(exc))
+
+    async def _list_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.list_interval)
+            await self._refresh_list()
+
+    async def _refresh_list(self) -> None:
+        started = time.monotonic()
+        items = await self.client.containers(all=True)
+        markers = await self._berth_markers()
+        elapsed = time.monotonic() - started
+        self._ok()
+        self._apply_list(items, started, markers)
+        if elapsed > self.slow_after:
+            self._partial("slow", f"{self.name}: slow: listing containers took {elapsed:.1f}s")
+        else:
+            self._clear_partial("slow")
+        self.list_done = True
+
+    async def _berth_markers(self) -> list[dict[str, Any]]:
+        """Node-side Berth objects (isolation networks, cordon marker) that carry shared state."""
+        try:
+            nets = await self.client.get_json(
+                "/networks", params={"filters": '{"label":["%s"]}' % ROLE_LABEL})
+            self._clear_partial("networks")
+            return nets if isinstance(nets, list) else []
+        except (NodeUnreachable, NodeTimeout):
+            raise
+        except EngineError as exc:
+            self._partial("networks", str(exc))
+            return []
+
+    def _apply_list(self, items: list[dict[str, Any]], started: float, markers: list[dict[str, Any]]) -> None:
+        seen: set[str] = set()
+        isolated: set[str] = set()
+        cordoned = False
+        for net in markers:
+            labels = (net.get("Labels") or {}) if isinstance(net, dict) else {}
+            role = labels.get(ROLE_LABEL)
+            if role == "isolation" and labels.get(TARGET_LABEL):
+                isolated.add(labels[TARGET_LABEL])
+            elif role == "cordon":
+                cordoned = True
+        busy: dict[str, str] = {}
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("Id"), str):
+                continue
+            labels = item.get("Labels") or {}
+            if not isinstance(labels, dict):
+                labels = {}
+            if labels.get(ROLE_LABEL):  # Berth's own lock/helper containers
+                if labels.get(ROLE_LABEL) == "lock" and labels.get(TARGET_LABEL):
+                    busy[labels[TARGET_LABEL]] = labels.get(ACTION_LABEL, "busy")
+                continue
+            cid = item["Id"]
+            seen.add(cid)
+            c = self.containers.get(cid)
+            if c is None:
+                c = self.containers[cid] = ContainerState(cid, self.name)
+            names = item.get("Names") or []
+            if names and isinstance(names[0], str):
+                c.name = names[0].lstrip("/")
+            c.image = str(item.get("Image") or "")
+            c.labels = {str(k): str(v) for k, v in labels.items()}
+            c.tenant = c.labels.get(self.tenancy_label) or density.UNASSIGNED
+            c.created = float(item.get("Created") or 0)
+            if c.event_at <= started:  # an event newer than this listing wins
+                c.state = str(item.get("State") or "unknown")
+                c.status = str(item.get("Status") or "")
+            c.touch()
+        for cid in list(self.containers):
+            if cid not in seen:
+                self._forget(cid)
+        for cid, c in self.containers.items():
+            iso = cid in isolated or cid[:12] in isolated
+            action = busy.get(cid) or busy.get(cid[:12])
+            if c.isolated != iso or c.busy != action:
+                c.isolated, c.busy = iso, action
+                c.touch()
+            if not c.inspected and cid not in self._inspecting:
+                self._schedule_inspect(cid)
+        self.cordoned = cordoned
+        self._reconcile_streams()
+        self.on_change()
+
+    def _forget(self, cid: str) -> None:
+        self.containers.pop(cid, None)
+        task = self._streams.pop(cid, None)
+        if task:
+            task.cancel()
+
+    # -- inspect -------------------------------------------------------------
+
+    def _schedule_inspect(self, cid: str) -> None:
+        self._inspecting.add(cid)
+        asyncio.get_running_loop().create_task(self._inspect(cid), name=f"berth:{self.name}:inspect")
+
+    async def _inspect(self, cid: str) -> None:
+        try:
+            async with self._inspect_sem:
+                doc = await self.client.inspect(cid)
+        except NotFound:
+            self._forget(cid)
+            self.on_change()
+            return
+        except EngineError as exc:
+            log.debug("inspect %s on %s failed: %s", cid[:12], self.name, exc)
+            return
+        finally:
+            self._inspecting.discard(cid)
+        c = self.containers.get(cid)
+        if c is None:
+            return
+        self.apply_inspect(c, doc)
+        self._ok()
+        self.on_change()
+
+    @staticmethod
+    def apply_inspect(c: ContainerState, doc: dict[str, Any]) -> None:
+        host = doc.get("HostConfig") or {}
+        st = doc.get("State") or {}
+        nano = host.get("NanoCpus") or 0
+        quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 100_000
+        c.cpu_limit = nano / 1e9 if nano else (quota / period if quota > 0 else None)
+        c.mem_limit = host.get("Memory") or None
+        c.started_at = parse_time(st.get("StartedAt"))
+        c.restart_count = int(doc.get("RestartCount") or 0)
+        c.oom_killed = bool(st.get("OOMKilled"))
+        c.exit_code = st.get("ExitCode") if isinstance(st.get("ExitCode"), int) else None
+        health = st.get("Health")
+        c.health = health.get("Status") if isinstance(health, dict) else None
+        c.inspected = True
+        c.touch()
+
+    # -- events --------------------------------------------------------------
+
+    async def _events_loop(self) -> None:
+        while True:
+            try:
+                async for ev in self.client.events(since=self._events_since,
+                                                   filters={"type": ["container"]}):
+                    self._apply_event(ev)
+                    self._clear_partial("events")
+            except (NodeUnreachable, NodeTimeout):
+                raise
+            except EngineError as exc:
+                # The stream broke: if the node itself is gone, ping says so and we go down at once.
+                await self.client.ping()
+                self._partial("events", str(exc))
+                await asyncio.sleep(0.5)
+            # After any reconnect the listing catches up with what the stream may have missed.
+            await self._refresh_list()
+
+    def _apply_event(self, ev: dict[str, Any]) -> None:
+        if ev.get("Type") != "container":
+            return
+        nano = ev.get("timeNano")
+        if isinstance(nano, int):
+            self._events_since = nano / 1e9
+        action = str(ev.get("Action") or ev.get("status") or "")
+        action = action.split(":", 1)[0].strip()  # "health_status: healthy", "exec_start: sh"
+        actor = ev.get("Actor")
+        actor = actor if isinstance(actor, dict) else {}
+        cid = actor.get("ID") or ev.get("id")
+        attrs = actor.get("Attributes") or {}
+        if not isinstance(cid, str) or action not in CONTAINER_EVENTS or not isinstance(attrs, dict):
+            return
+        self._ok()
+        if attrs.get(ROLE_LABEL):
+            return  # Berth's own helpers; the listing picks up their meaning
+        c = self.containers.get(cid)
+        if action == "destroy":
+            if c is not None:
+                self._forget(cid)
+                self.on_change()
+            return
+        if c is None:
+            c = self.containers[cid] = ContainerState(cid, self.name)
+            c.image = str(attrs.get("image") or "")
+            c.labels = {k: str(v) for k, v in attrs.items() if k not in ("name", "image")}
+            c.tenant = c.labels.get(self.tenancy_label) or density.UNASSIGNED
+            c.created = time.time()
+        if isinstance(attrs.get("name"), str):
+            c.name = attrs["name"].lstrip("/")
+        c.event_at = time.monotonic()
+        if action == "start" or action == "unpause" or action == "restart":
+            c.state = "running"
+            c.status = "Up"
+        elif action == "die":
+            c.state = "exited"
+            code = attrs.get("exitCode")
+            c.exit_code = int(code) if isinstance(code, str) and code.lstrip("-").isdigit() else c.exit_code
+            c.status = f"Exited ({c.exit_code})"
+            c.cpu_percent = None
+            c.prev = None
+        elif action == "pause":
+            c.state = "paused"
+            c.status = "Paused"
+        elif action == "oom":
+            c.oom_killed = True
+        elif action == "health_status":
+            status = str(ev.get("status") or ev.get("Action") or "")
+            c.health = status.split(":", 1)[1].strip() if ":" in status else c.health
+        c.touch()
+        if action in ("create", "start", "restart", "die", "update", "rename"):
+            if cid not in self._inspecting:
+                self._schedule_inspect(cid)
+        self._reconcile_streams()
+        self.on_change()
+
+    # -- stats ---------------------------------------------------------------
+
+    def _reconcile_streams(self) -> None:
+        for cid, c in self.containers.items():
+            if c.state in STATS_STATES and cid not in self._streams:
+                self._streams[cid] = asyncio.get_running_loop().create_task(
+                    self._stats(cid), name=f"berth:{self.name}:stats")
+        for cid in [cid for cid in self._streams if cid not in self.containers
+                    or self.containers[cid].state not in STATS_STATES]:
+            self._streams.pop(cid).cancel()
+
+    async def _close_streams(self) -> None:
+        tasks = list(self._streams.values())
+        self._streams.clear()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _stats(self, cid: str) -> None:
+        endpoint = f"GET /containers/{cid[:12]}/stats"
+        try:
+            while (c := self.containers.get(cid)) is not None and c.state in STATS_STATES:
+                try:
+                    async with self.client.stream("GET", f"/containers/{cid}/stats", params={"stream": "1"},
+                                                  read_timeout=30.0) as resp:
+                        async for doc in self.client.json_lines(resp, endpoint):
+                            self._apply_stats(cid, doc)
+                except NotFound:
+                    return
+                except EngineError as exc:
+                    if cid in self.containers and self.containers[cid].state in STATS_STATES:
+                        self._partial(f"stats:{cid}", str(exc))
+                await asyncio.sleep(1.0)
+        finally:
+            if self._streams.get(cid) is asyncio.current_task():
+                del self._streams[cid]
+
+    def _apply_stats(self, cid: str, doc: Any) -> None:
+        c = self.containers.get(cid)
+        if c is None:
+            return
+        try:
+            sample = decode(doc)
+        except ValueError as exc:
+            self._partial(f"stats:{cid}", f"{self.name}: {c.name}: bad stats sample: {exc}")
+            return
+        if sample.system_cpu == 0 and sample.cpu_total == 0:
+            return  # the empty sample docker sends for a container that just stopped
+        pct = cpu_percent(c.prev, sample)
+        if pct is not None:
+            c.cpu_percent = pct
+        c.prev = sample
+        c.mem_used = sample.mem_used
+        c.sampled_at = time.time()
+        c.touch()
+        self.last_ok = c.sampled_at
+        if f"stats:{cid}" in self.partial_errors:
+            self._clear_partial(f"stats:{cid}")
+        self.on_change()
+
+    # -- snapshot ------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        """True when this node has nothing more to tell for a first full picture."""
+        if self.state is NodeState.DOWN:
+            return True
+        if not self.list_done:
+            return False
+        return all(c.cpu_percent is not None and c.inspected for c in self.containers.values()
+                   if c.state == "running")
+
+    def snapshot(self, now: float, host: HostLoad | None) -> tuple[NodeSnapshot, list[ContainerSnapshot]]:
+        fresh = self.state is not NodeState.DOWN
+        containers = [c.snapshot(fresh) for c in self.containers.values()]
+        cpus = int(self.info.get("NCPU") or 0)
+        mem_total = int(self.info.get("MemTotal") or 0)
+        node = NodeSnapshot(
+            name=self.name, url=self.cfg.url, state=self.state, error=self.error, error_at=self.error_at,
+            data_age=(now - self.last_ok) if self.last_ok else None,
+            labels=tuple(sorted(self.cfg.labels)) if self.cfg.labels else (),
+            cpus=cpus, mem_total=mem_total,
+            engine_version=str(self.version.get("Version") or self.info.get("ServerVersion") or ""),
+            api_version=self.client.api_version or "",
+            kernel=str(self.info.get("KernelVersion") or ""),
+            os=str(self.info.get("OperatingSystem") or ""),
+            cgroup_version=str(self.info.get("CgroupVersion") or ""),
+            density=density.node_density(cpus, mem_total, containers),
+            host=host if self.cfg.is_local and fresh else None,
+            cordoned=self.cordoned,
+            insecure=self.cfg.insecure,
+            cpu_history=self.cpu_ring.values(),
+            mem_history=self.mem_ring.values(),
+        )
+        return node, containers
+
+
+class Fleet:
+    """All nodes of an inventory, and the snapshots made of them."""
+
+    def __init__(self, inventory: Inventory, *, publish_interval: float = 0.5,
+                 watcher_factory: Callable[..., NodeWatcher] = NodeWatcher) -> None:
+        self.inventory = inventory
+        self.publish_interval = publish_interval
+        self.history = HistoryStore()
+        self.watchers = [watcher_factory(cfg, inventory, self._changed) for cfg in inventory.nodes]
+        self.latest: FleetSnapshot | None = None
+        self._subscribers: list[Callable[[FleetSnapshot], None]] = []
+        self._dirty = True
+        self._seq = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake: asyncio.Event | None = None
+        self._proc = psutil.Process(os.getpid())
+        self._observer = Observer(0.0, 0)
+        self._host: HostLoad | None = None
+        self._quotas = {name: (q.cpu, q.memory) for name, q in inventory.tenants.items()}
+
+    def subscribe(self, callback: Callable[[FleetSnapshot], None]) -> None:
+        self._subscribers.append(callback)
+
+    def _changed(self) -> None:
+        self._dirty = True
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._proc.cpu_percent(None)
+        psutil.cpu_percent(None)
+        self._tasks = [asyncio.create_task(w.run(), name=f"berth:{w.name}") for w in self.watchers]
+        self._tasks.append(asyncio.create_task(self._publisher(), name="berth:publisher"))
+        self._tasks.append(asyncio.create_task(self._ticker(), name="berth:ticker"))
+
+    async def aclose(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(w.aclose() for w in self.watchers), return_exceptions=True)
+
+    async def __aenter__(self) -> Fleet:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _publisher(self) -> None:
+        last = 0.0
+        while True:
+            await asyncio.sleep(self.publish_interval)
+            now = time.monotonic()
+            if self._dirty or now - last >= 1.0:  # ages move even when nothing else does
+                self.publish()
+                last = now
+
+    def publish(self) -> FleetSnapshot:
+        self._dirty = False
+        snap = self.snapshot()
+        self.latest = snap
+        for cb in list(self._subscribers):
+            try:
+                cb(snap)
+            except Exception:
+                log.exception("snapshot subscriber failed")
+        return snap
+
+    async def _ticker(self) -> None:
+        """1 Hz: history points, host load for local nodes, Berth's own cost."""
+        while True:
+            await asyncio.sleep(1.0)
+            mem = psutil.virtual_memory()
+            self._host = HostLoad(psutil.cpu_percent(None) / 100.0 * (psutil.cpu_count() or 1),
+                                  mem.total - mem.available, mem.total)
+            info = self._proc.memory_info()
+            self._observer = Observer(self._proc.cpu_percent(None), info.rss)
+            gone = self.history.keys()
+            for w in self.watchers:
+                cpu_sum = 0.0
+                mem_sum = 0
+                for c in w.containers.values():
+                    if c.state == "running" and w.state is not NodeState.DOWN:
+                        cores = (c.cpu_percent or 0.0) / 100.0
+                        self.history.record(c.id, cores, c.mem_used or 0)
+                        cpu_sum += cores
+                        mem_sum += c.mem_used or 0
+                    gone.discard(c.id)
+                if w.state is not NodeState.DOWN:
+                    w.cpu_ring.append(cpu_sum)
+                    w.mem_ring.append(mem_sum)
+            self.history.forget(gone)
+
+    def snapshot(self) -> FleetSnapshot:
+        now = time.time()
+        nodes = []
+        containers: list[ContainerSnapshot] = []
+        for w in self.watchers:
+            node, cs = w.snapshot(now, self._host)
+            nodes.append(node)
+            containers.extend(cs)
+        self._seq += 1
+        return FleetSnapshot(
+            taken_at=now, seq=self._seq, nodes=tuple(nodes), containers=tuple(containers),
+            tenants=density.tenants(containers, self._quotas), observer=self._observer,
+            complete=all(w.complete for w in self.watchers), history=self.history,
+        )
+
+    async def wait_complete(self, timeout: float) -> FleetSnapshot:
+        """Wait (bounded) until every reachable node has had one full stats round."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if all(w.complete for w in self.watchers) and all(w.state is not NodeState.CONNECTING
+                                                               for w in self.watchers):
+                break
+            await asyncio.sleep(0.1)
+        return self.publish()

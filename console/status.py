@@ -1,0 +1,118 @@
+"""Headless fleet status: one complete stats round, printed as tables or JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any, TextIO
+
+import orjson
+
+from console import fmt
+from console.config import Inventory
+from console.fleet.model import FleetSnapshot, NodeState
+from console.fleet.poller import Fleet
+
+
+def to_json(snap: FleetSnapshot) -> dict[str, Any]:
+    """The documented `berth status --json` shape: sizes in bytes, CPU percent where 100 = one core."""
+    return {
+        "taken_at": snap.taken_at,
+        "complete": snap.complete,
+        "nodes": [
+            {
+                "name": n.name, "state": n.state.value, "error": n.error, "cpus": n.cpus,
+                "mem_total": n.mem_total, "running": n.density.running, "containers": n.density.containers,
+                "cpu_cores_used": round(n.density.cpu_cores_used, 4), "cpu_density": round(n.density.cpu_density, 4),
+                "mem_used": n.density.mem_used, "mem_density": round(n.density.mem_density, 4),
+                "cpu_committed": round(n.density.cpu_committed, 4),
+                "mem_committed": round(n.density.mem_committed, 4),
+                "cpu_unlimited": n.density.cpu_unlimited, "mem_unlimited": n.density.mem_unlimited,
+                "engine_version": n.engine_version, "data_age": n.data_age, "cordoned": n.cordoned,
+            }
+            for n in snap.nodes
+        ],
+        "containers": [
+            {
+                "id": c.id, "name": c.name, "node": c.node, "tenant": c.tenant, "image": c.image,
+                "state": c.state, "cpu_percent": None if c.cpu_percent is None else round(c.cpu_percent, 3),
+                "mem_used": c.mem_used, "mem_limit": c.mem_limit, "cpu_limit": c.cpu_limit,
+                "started_at": c.started_at, "restart_count": c.restart_count, "health": c.health,
+                "isolated": c.isolated,
+            }
+            for c in sorted(snap.containers, key=lambda c: (c.node, c.name))
+        ],
+        "tenants": [
+            {
+                "name": t.name, "containers": t.containers, "running": t.running, "nodes": list(t.nodes),
+                "cpu_cores_used": round(t.cpu_cores_used, 4), "mem_used": t.mem_used,
+                "cpu_quota": t.cpu_quota, "mem_quota": t.mem_quota,
+            }
+            for t in snap.tenants
+        ],
+    }
+
+
+def render_tables(snap: FleetSnapshot) -> str:
+    nodes = fmt.table(
+        ["NODE", "STATE", "RUN/ALL", "CPU USED", "CPU DENS", "MEM USED", "MEM DENS", "CPU COMMIT",
+         "MEM COMMIT", "PER CORE", "ENGINE", "AGE"],
+        [[n.name, n.state.value + (f" ({n.error})" if n.error and not n.up else ""),
+          f"{n.density.running}/{n.density.containers}",
+          f"{n.density.cpu_cores_used:.2f}/{n.cpus}", fmt.pct(n.density.cpu_density),
+          f"{fmt.size(n.density.mem_used)}/{fmt.size(n.mem_total)}", fmt.pct(n.density.mem_density),
+          f"{n.density.cpu_committed:.2f}x +{n.density.cpu_unlimited} unl",
+          f"{n.density.mem_committed:.2f}x +{n.density.mem_unlimited} unl",
+          f"{n.density.containers_per_core:.1f}", n.engine_version, fmt.duration(n.data_age)]
+         for n in snap.nodes],
+        right={3, 4, 5, 6, 9},
+    )
+    now = time.time()
+    containers = fmt.table(
+        ["CONTAINER", "NODE", "TENANT", "IMAGE", "STATE", "CPU %", "MEM", "LIMIT", "UP"],
+        [[c.name, c.node, c.tenant, c.image[:30], c.state,
+          "-" if c.cpu_percent is None else f"{c.cpu_percent:.1f}", fmt.size(c.mem_used), fmt.size(c.mem_limit),
+          fmt.duration(now - c.started_at) if c.started_at and c.running else "-"]
+         for c in sorted(snap.containers, key=lambda c: -(c.cpu_percent or 0.0))],
+        right={5, 6, 7},
+    )
+    tenants = fmt.table(
+        ["TENANT", "RUN/ALL", "NODES", "CPU USED", "CPU QUOTA", "MEM USED", "MEM QUOTA", "TOP"],
+        [[t.name, f"{t.running}/{t.containers}", str(len(t.nodes)), f"{t.cpu_cores_used:.2f}",
+          "-" if t.cpu_quota is None else f"{t.cpu_quota:g} ({fmt.pct(t.cpu_quota_use)})",
+          fmt.size(t.mem_used),
+          "-" if t.mem_quota is None else f"{fmt.size(t.mem_quota)} ({fmt.pct(t.mem_quota_use)})",
+          t.top_container or "-"]
+         for t in snap.tenants],
+        right={1, 2, 3, 5},
+    )
+    return f"{nodes}\n\n{containers}\n\n{tenants}"
+
+
+def summary_line(snap: FleetSnapshot) -> str:
+    down = [n.name for n in snap.nodes if n.state is not NodeState.UP]
+    obs = snap.observer
+    return (f"{time.strftime('%H:%M:%S', time.localtime(snap.taken_at))} nodes {snap.nodes_up}/{len(snap.nodes)} up"
+            f" · running {snap.running}/{len(snap.containers)} · cpu {fmt.pct(snap.cpu_density)}"
+            f" · mem {fmt.pct(snap.mem_density)}"
+            + (f" · not up: {', '.join(down)}" if down else "")
+            + (f" · berth {obs.cpu_percent:.0f}% {fmt.size(obs.rss)}" if obs else ""))
+
+
+async def run_status(inventory: Inventory, *, as_json: bool, watch: bool, interval: float, timeout: float,
+                     out: TextIO = sys.stdout) -> int:
+    async with Fleet(inventory) as fleet:
+        snap = await fleet.wait_complete(timeout)
+        if watch:
+            while True:
+                print(summary_line(snap), file=out, flush=True)
+                await asyncio.sleep(interval)
+                snap = fleet.publish()
+        if as_json:
+            out.write(orjson.dumps(to_json(snap), option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            out.write(render_tables(snap) + "\n")
+            if not snap.complete:
+                out.write(f"note: stats incomplete after {timeout:g}s; figures shown are what arrived\n")
+        return 0 if all(n.up for n in snap.nodes) else 1
