@@ -1,0 +1,117 @@
+"""The audit log: append-only JSON lines, written before an action runs and after it ends.
+
+One line per event (``begin`` / ``end``) so a crash between the two still leaves the intent on
+record. The file is 0600 in a 0700 directory: it names operators and containers. Writes use one
+``os.write`` on an ``O_APPEND`` descriptor, so lines from concurrent consoles do not interleave.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from console.actions.redact import mask
+from console.actions.types import Target
+
+
+def default_path() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "berth" / "audit.jsonl"
+
+
+def whoami() -> str:
+    """OS user@host; the invoking user when run under sudo."""
+    user = os.environ.get("SUDO_USER")
+    if not user:
+        try:
+            user = getpass.getuser()
+        except Exception:  # no passwd entry (containers): fall back to the uid
+            user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+class AuditLog:
+    def __init__(self, path: Path | None = None, user: str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.user = user or whoami()
+
+    def _append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(mask(record), separators=(",", ":"), default=str) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def begin(self, action: str, target: Target, params: Mapping[str, Any]) -> str:
+        audit_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        now = time.time()
+        self._append({
+            "id": audit_id, "event": "begin", "at": _iso(now), "ts": now, "who": self.user, "action": action,
+            "target": {"node": target.node, "id": target.id, "name": target.name, "tenant": target.tenant,
+                       "state": target.state},
+            "params": dict(params),
+        })
+        return audit_id
+
+    def end(self, audit_id: str, ok: bool, phases: list[Mapping[str, Any]] | None = None, error: str | None = None,
+            duration: float | None = None, details: Mapping[str, Any] | None = None) -> None:
+        now = time.time()
+        self._append({
+            "id": audit_id, "event": "end", "at": _iso(now), "ts": now, "who": self.user, "ok": ok,
+            "phases": list(phases or []), "error": error,
+            "duration": round(duration, 3) if duration is not None else None, "details": dict(details or {}),
+        })
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every raw record, oldest first; unreadable lines are skipped, not fatal."""
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out
+
+    def read(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """One merged entry per action, oldest first (the last ``limit``).
+
+        Keys: id, at, who, action, target, params, then from the end record ok (None while unfinished),
+        phases, error, duration, details, ended_at.
+        """
+        entries: dict[str, dict[str, Any]] = {}
+        for rec in self.lines():
+            aid = rec.get("id")
+            if not isinstance(aid, str):
+                continue
+            if rec.get("event") == "begin":
+                entries[aid] = {"id": aid, "at": rec.get("at"), "who": rec.get("who"), "action": rec.get("action"),
+                                "target": rec.get("target") or {}, "params": rec.get("params") or {}, "ok": None,
+                                "phases": [], "error": None, "duration": None, "details": {}, "ended_at": None}
+            elif rec.get("event") == "end":
+                entry = entries.setdefault(aid, {"id": aid, "at": rec.get("at"), "who": rec.get("who"),
+                                                 "action": None, "target": {}, "params": {}})
+                entry.update(ok=rec.get("ok"), phases=rec.get("phases") or [], error=rec.get("error"),
+                             duration=rec.get("duration"), details=rec.get("details") or {},
+                             ended_at=rec.get("at"))
+        out = list(entries.values())
+        return out[-limit:] if limit else out

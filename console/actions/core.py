@@ -1,0 +1,624 @@
+"""Actions: the one code path behind TUI keys and CLI subcommands.
+
+``resolve`` turns what the operator typed into a Target, ``plan`` checks an intent without
+changing anything and says what it will do, ``execute`` does it under a node-side lock and
+records it in the audit log before and after. Daemon failures come back as ``Result(ok=False)``
+with the daemon's words; only read-only mode raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from console.actions import engine_ops as ops
+from console.actions.audit import AuditLog
+from console.actions.isolation import isolate, isolation_state, network_mode_refusal, unisolate
+from console.actions.locks import STALE_AFTER, NodeLock
+from console.actions.migrate import Migration, preflight, summary
+from console.actions.placement import Need, NodeLoad, fit_line, fit_problems, load_node
+from console.actions.redact import mask_text
+from console.actions.types import (
+    ACTIONS,
+    NODE_ACTIONS,
+    ActionError,
+    Plan,
+    Progress,
+    ReadOnlyError,
+    Result,
+    Target,
+)
+from console.config import Inventory, NodeConfig, parse_size
+from console.engine.client import EngineClient
+from console.engine.errors import EngineError
+
+ProgressFn = Callable[[Progress], None]
+CORDON_NET = "berth-cordon"
+SIMPLE = {"restart": "restarted", "stop": "stopped", "start": "started", "pause": "paused", "unpause": "unpaused"}
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class Actions:
+    def __init__(self, inventory: Inventory, *, read_only: bool = False, audit: AuditLog | None = None,
+                 user: str | None = None) -> None:
+        self.inventory = inventory
+        self.read_only = read_only
+        self.audit = audit if audit is not None else AuditLog(user=user)
+        self.user = user or self.audit.user
+        self._nodes: dict[str, NodeConfig] = {n.name: n for n in inventory.nodes}
+        self._clients: dict[str, EngineClient] = {}
+
+    # -- plumbing -------------------------------------------------------------
+
+    def node(self, name: str) -> NodeConfig:
+        try:
+            return self._nodes[name]
+        except KeyError:
+            raise ActionError(f"unknown node {name!r} (nodes: {', '.join(self._nodes) or 'none'})") from None
+
+    async def client(self, node: str) -> EngineClient:
+        c = self._clients.get(node)
+        if c is None:
+            c = self._clients[node] = EngineClient(self.node(node))
+        return await ops.ready(c)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+
+    async def __aenter__(self) -> Actions:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _refuse_read_only(self, action: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"read-only console: {action} refused (started with --read-only)")
+
+    # -- resolve ----------------------------------------------------------------
+
+    async def _listing(self, nodes: list[str]) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str]]:
+        async def one(name: str) -> list[dict[str, Any]]:
+            return await (await self.client(name)).containers(all=True)
+
+        results = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+        found: list[tuple[str, dict[str, Any]]] = []
+        errors: dict[str, str] = {}
+        for name, res in zip(nodes, results, strict=True):
+            if isinstance(res, BaseException):
+                if not isinstance(res, EngineError | ActionError):
+                    raise res
+                errors[name] = str(res)
+                continue
+            for item in res:
+                if not (item.get("Labels") or {}).get(ops.ROLE):
+                    found.append((name, item))
+        return found, errors
+
+    def _target(self, node: str, item: dict[str, Any]) -> Target:
+        names = item.get("Names") or []
+        name = str(names[0]).lstrip("/") if names else item["Id"][:12]
+        tenant = (item.get("Labels") or {}).get(self.inventory.tenancy_label) or "unassigned"
+        return Target(node=node, id=item["Id"], name=name, tenant=tenant, state=str(item.get("State") or "unknown"))
+
+    async def resolve(self, spec: str) -> Target:
+        """``NODE/CONTAINER`` or a container name / id prefix unique across the fleet."""
+        spec = spec.strip()
+        if not spec:
+            raise ActionError("no target given")
+        node, slash, rest = spec.partition("/")
+        if slash and node in self._nodes:
+            nodes, want = [node], rest
+        else:
+            nodes, want = list(self._nodes), spec
+        if not want:
+            raise ActionError(f"no container given in {spec!r}")
+        found, errors = await self._listing(nodes)
+
+        def names(item: dict[str, Any]) -> list[str]:
+            return [str(n).lstrip("/") for n in item.get("Names") or []]
+
+        exact = [(n, i) for n, i in found if want in names(i) or i["Id"] == want]
+        matches = exact or [(n, i) for n, i in found if i["Id"].startswith(want.lower())]
+        if len(matches) == 1:
+            return self._target(*matches[0])
+        if len(matches) > 1:
+            listed = ", ".join(f"{n}/{self._target(n, i).name} ({i['Id'][:12]})" for n, i in matches[:10])
+            raise ActionError(f"{spec!r} is ambiguous: {listed}{' …' if len(matches) > 10 else ''}")
+        down = f" ({'; '.join(errors.values())})" if errors else ""
+        where = f"on {nodes[0]}" if len(nodes) == 1 else "in the fleet"
+        raise ActionError(f"no container {want!r} {where}{down}")
+
+    async def _node_target(self, spec: str | Target) -> Target:
+        name = spec.node if isinstance(spec, Target) else spec.strip().rstrip("/")
+        self.node(name)
+        client = await self._client_or_error(name)
+        cordon = await ops.inspect_network(client, CORDON_NET)
+        return Target(node=name, id="", name=name, tenant="", state="cordoned" if cordon else "up")
+
+    async def _client_or_error(self, node: str) -> EngineClient:
+        try:
+            return await self.client(node)
+        except EngineError as exc:
+            raise ActionError(str(exc)) from None
+
+    # -- plan ---------------------------------------------------------------
+
+    async def plan(self, action: str, spec_or_target: str | Target, **params: Any) -> Plan:
+        if action not in ACTIONS:
+            raise ActionError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+        self._refuse_read_only(action)
+        params = {k: v for k, v in params.items() if v is not None}
+        try:
+            if action in NODE_ACTIONS:
+                target = await self._node_target(spec_or_target)
+                return await getattr(self, f"_plan_{action}")(target, params)
+            target = spec_or_target if isinstance(spec_or_target, Target) else await self.resolve(spec_or_target)
+            client = await self._client_or_error(target.node)
+            doc = await ops.find_container(client, target.id)
+            if doc is None:
+                raise ActionError(f"{target.label} no longer exists")
+            target = Target(target.node, doc["Id"], str(doc.get("Name", "")).lstrip("/"), target.tenant,
+                            str((doc.get("State") or {}).get("Status") or target.state))
+            if not (action == "migrate" and params.get("finalize")):
+                holder = await NodeLock.holder(client, doc["Id"])
+                if holder is not None:
+                    raise ActionError(f"{target.label} is {NodeLock.describe(holder)}")
+            if action in SIMPLE:
+                return self._plan_simple(action, target, doc, params)
+            return await getattr(self, f"_plan_{action}")(target, client, doc, params)
+        except EngineError as exc:
+            raise ActionError(str(exc)) from None
+
+    def _head(self, target: Target, doc: dict[str, Any]) -> list[str]:
+        image = (doc.get("Config") or {}).get("Image") or ""
+        return [f"container: {target.name} ({target.id[:12]}), image {image}, {target.state}",
+                f"node: {target.node}", f"tenant: {target.tenant}"]
+
+    def _plan_simple(self, action: str, target: Target, doc: dict[str, Any], params: dict[str, Any]) -> Plan:
+        st = doc.get("State") or {}
+        running, paused = bool(st.get("Running")), bool(st.get("Paused"))
+        problem = {
+            "start": "it is already running" if running else None,
+            "stop": "it is not running" if not running else None,
+            "pause": "it is not running" if not running else ("it is already paused" if paused else None),
+            "unpause": "it is not paused" if not paused else None,
+            "restart": None,
+        }[action]
+        if problem:
+            raise ActionError(f"cannot {action} {target.label}: {problem}")
+        effect = {"restart": "stop (grace period) and start again", "stop": "stop (SIGTERM, then SIGKILL after the "
+                  "grace period)", "start": "start", "pause": "freeze all processes (cgroup freezer)",
+                  "unpause": "resume all processes"}[action]
+        lines = self._head(target, doc) + [f"effect: {effect}"]
+        if action in ("stop", "restart") and params.get("timeout") is not None:
+            lines.append(f"grace period: {params['timeout']}s")
+        if action in ("stop", "pause") and (doc.get("HostConfig") or {}).get("RestartPolicy", {}).get("Name") in (
+                "always", "unless-stopped") and action == "pause":
+            lines.append("warning: restart policy does not apply to a paused container")
+        return Plan(action, target, params, tuple(lines))
+
+    async def _plan_isolate(self, target: Target, client: EngineClient, doc: dict[str, Any],
+                            params: dict[str, Any]) -> Plan:
+        refusal = network_mode_refusal(doc)
+        if refusal:
+            raise ActionError(f"cannot isolate {target.label}: it {refusal}; stop it instead")
+        if await isolation_state(client, target.id) is not None:
+            raise ActionError(f"{target.label} is already isolated")
+        if isinstance(params.get("memory"), str):
+            try:
+                params["memory"] = parse_size(params["memory"])
+            except ValueError as exc:
+                raise ActionError(f"--memory: {exc}") from None
+        if params.get("cpus") is not None and float(params["cpus"]) <= 0:
+            raise ActionError("--cpus must be positive")
+        nets = list(((doc.get("NetworkSettings") or {}).get("Networks") or {}))
+        lines = self._head(target, doc) + [
+            f"effect: record logs/processes/ports/diff, disconnect from {', '.join(nets) or 'no network'}, "
+            f"attach to internal network berth-q-{target.id[:12]} (no egress), restart policy -> no",
+        ]
+        if params.get("freeze"):
+            lines.append("effect: freeze (pause)")
+        if params.get("cpus") or params.get("memory"):
+            lines.append("effect: cap " + ", ".join(filter(None, [
+                f"CPU {params['cpus']}" if params.get("cpus") else "",
+                f"memory {params['memory']} bytes" if params.get("memory") else ""])))
+        if params.get("reason"):
+            lines.append(f"reason: {mask_text(str(params['reason']))}")
+        return Plan("isolate", target, params, tuple(lines))
+
+    async def _plan_unisolate(self, target: Target, client: EngineClient, doc: dict[str, Any],
+                              params: dict[str, Any]) -> Plan:
+        state = await isolation_state(client, target.id)
+        if state is None:
+            raise ActionError(f"{target.label} is not isolated")
+        when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(state.get("when") or 0)))
+        lines = self._head(target, doc) + [
+            f"isolated by {state.get('who', '?')} at {when}: {mask_text(str(state.get('why') or '(no reason)'))}",
+            f"effect: reconnect {', '.join(state.get('networks') or {}) or 'no network'}, restart policy "
+            f"{(state.get('restart_policy') or {}).get('Name') or 'no'}, limits as before, remove the quarantine",
+        ]
+        return Plan("unisolate", target, params, tuple(lines))
+
+    def _thresholds(self) -> tuple[float, float]:
+        return self.inventory.alerts.cpu_committed, self.inventory.alerts.mem_committed
+
+    async def _plan_migrate(self, target: Target, client: EngineClient, doc: dict[str, Any],
+                            params: dict[str, Any]) -> Plan:
+        if params.get("finalize"):
+            return await self._plan_finalize(target, params)
+        dest = params.get("to")
+        if not dest:
+            ranked = await self.rank_targets(target)
+            fits = [n for n, line in ranked if not line.startswith(("unfit", "unreachable"))]
+            if not fits:
+                raise ActionError(f"no node can take {target.label}: " + "; ".join(f"{n}: {line}" for n, line in ranked))
+            dest = params["to"] = fits[0]
+        dst = await self._client_or_error(str(dest))
+        cpu_max, mem_max = self._thresholds()
+        facts = await preflight(client, dst, doc, cpu_max=cpu_max, mem_max=mem_max,
+                                allow_bind=bool(params.get("allow_bind")))
+        lines = summary(facts, target.node, str(dest), target.tenant, bool(params.get("remove_source")))
+        return Plan("migrate", target, params, lines)
+
+    async def _kept_sources(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        base = name.split("-migrated-")[0]
+        found, _ = await self._listing(list(self._nodes))
+        out = []
+        for node, item in found:
+            names = [str(n).lstrip("/") for n in item.get("Names") or []]
+            if any(n.startswith(f"{base}-migrated-") for n in names) and item.get("State") != "running":
+                out.append((node, item))
+        return out
+
+    async def _plan_finalize(self, target: Target, params: dict[str, Any]) -> Plan:
+        kept = await self._kept_sources(target.name)
+        if not kept:
+            raise ActionError(f"no stopped source of {target.name} is kept (nothing to finalize)")
+        lines = [f"container: {target.name}", f"effect: remove {len(kept)} kept source(s):"]
+        lines += [f"  {n}/{self._target(n, i).name} ({i['Id'][:12]}, {i.get('State')})" for n, i in kept]
+        params["kept"] = [[n, i["Id"]] for n, i in kept]
+        return Plan("migrate", target, params, tuple(lines))
+
+    async def _plan_cordon(self, target: Target, params: dict[str, Any]) -> Plan:
+        if target.state == "cordoned":
+            raise ActionError(f"{target.node} is already cordoned")
+        return Plan("cordon", target, params, (f"node: {target.node}",
+                                               "effect: no migration or drain will place containers here",
+                                               *([f"reason: {params['reason']}"] if params.get("reason") else [])))
+
+    async def _plan_uncordon(self, target: Target, params: dict[str, Any]) -> Plan:
+        if target.state != "cordoned":
+            raise ActionError(f"{target.node} is not cordoned")
+        return Plan("uncordon", target, params, (f"node: {target.node}", "effect: the node takes containers again"))
+
+    async def _plan_drain(self, target: Target, params: dict[str, Any]) -> Plan:
+        src = await self._client_or_error(target.node)
+        items, _ = await self._listing([target.node])
+        others = [n for n in self._nodes if n != target.node]
+        loads: dict[str, NodeLoad] = {}
+        lines = [f"node: {target.node}", f"effect: cordon {target.node}, then migrate {len(items)} container(s) off it, "
+                 f"{int(params.get('concurrency') or 1)} at a time, "
+                 + ("continuing after failures" if params.get("continue_on_error") else "stopping at the first failure")]
+        for name in others:
+            try:
+                loads[name] = await load_node(await self.client(name))
+            except EngineError as exc:
+                lines.append(f"warning: {name} unreachable: {_short(str(exc), 120)}")
+        cpu_max, mem_max = self._thresholds()
+        moves: list[list[str]] = []
+        unfit: list[str] = []
+        for _, item in sorted(items, key=lambda x: x[1].get("State") != "running"):
+            doc = await ops.find_container(src, item["Id"])
+            if doc is None:
+                continue
+            name = str(doc.get("Name", "")).lstrip("/")
+            need = Need.of(doc)
+            choices = []
+            for node, load in loads.items():
+                problems = fit_problems(load, need, cpu_max, mem_max)
+                if name in load.names:
+                    problems.append(f"name {name} taken")
+                if not problems:
+                    after = load.with_(need)
+                    choices.append((after.mem_committed, after.cpu_committed, after.running, node))
+            if not choices:
+                unfit.append(name)
+                lines.append(f"  {name}: no node fits")
+                continue
+            dest = min(choices)[3]
+            loads[dest] = loads[dest].with_(need)
+            loads[dest].names.add(name)
+            moves.append([doc["Id"], name, dest])
+            lines.append(f"  {name} ({(doc.get('State') or {}).get('Status')}) -> {dest}")
+        if unfit and not params.get("continue_on_error"):
+            raise ActionError(f"cannot drain {target.node}: no node fits {', '.join(unfit)}")
+        for node, load in loads.items():
+            lines.append(f"density {node} after: {load.density()}")
+        params["moves"] = moves
+        return Plan("drain", target, params, tuple(lines))
+
+    # -- targets ---------------------------------------------------------------
+
+    async def rank_targets(self, target: Target) -> list[tuple[str, str]]:
+        """Every other node with a one-line fit for ``target``, best first (unfit and unreachable last)."""
+        src = await self._client_or_error(target.node)
+        try:
+            doc = await src.inspect(target.id)
+        except EngineError as exc:
+            raise ActionError(str(exc)) from None
+        need = Need.of(doc)
+        name = str(doc.get("Name", "")).lstrip("/")
+        cpu_max, mem_max = self._thresholds()
+
+        async def one(node: str) -> tuple[tuple[Any, ...], str, str]:
+            try:
+                load = await load_node(await self.client(node))
+            except EngineError as exc:
+                return (2, 0.0, 0.0, node), node, f"unreachable: {_short(str(exc), 120)}"
+            problems = fit_problems(load, need, cpu_max, mem_max)
+            if name in load.names:
+                problems.append(f"a container named {name} exists")
+            after = load.with_(need)
+            return ((1 if problems else 0), after.mem_committed, after.cpu_committed, node), node, \
+                fit_line(load, need, problems)
+
+        ranked = await asyncio.gather(*(one(n) for n in self._nodes if n != target.node))
+        return [(node, line) for _, node, line in sorted(ranked)]
+
+    # -- execute -------------------------------------------------------------------
+
+    async def execute(self, plan: Plan, progress: ProgressFn | None = None) -> Result:
+        self._refuse_read_only(plan.action)
+        started = time.monotonic()
+        moved = 0
+        phases: list[dict[str, Any]] = []
+
+        def emit(phase: str, detail: str) -> None:
+            if progress is not None:
+                try:
+                    progress(Progress(phase, detail, moved, time.monotonic() - started))
+                except Exception:  # a broken progress display must not break the action
+                    pass
+
+        def count(n: int) -> None:
+            nonlocal moved
+            moved += n
+
+        audit_id = self.audit.begin(plan.action, plan.target, plan.params)
+        details: dict[str, Any] = {}
+        downtime: float | None = None
+        try:
+            handler = getattr(self, f"_run_{plan.action}", None) or self._run_simple
+            ok, message, downtime, details = await handler(plan, emit, count, phases)
+        except (ActionError, EngineError, RuntimeError) as exc:
+            ok, message = False, f"{plan.action} {plan.target.label} failed: {_short(str(exc))}"
+        except Exception as exc:  # a bug: recorded, then reported as one line
+            ok, message = False, f"{plan.action} {plan.target.label}: internal error: {type(exc).__name__}: {exc}"
+        duration = time.monotonic() - started
+        if moved:
+            details.setdefault("bytes", moved)
+        self.audit.end(audit_id, ok, phases, None if ok else message, duration,
+                       {**details, **({"downtime": round(downtime, 3)} if downtime is not None else {})})
+        emit("done", message)
+        return Result(ok, message, audit_id, downtime, details)
+
+    async def _locked(self, plan: Plan, client: EngineClient, doc: dict[str, Any]) -> NodeLock:
+        lock = NodeLock(client, plan.target.id)
+        await lock.acquire(doc, plan.action, self.user, break_stale=bool(plan.params.get("break_stale")),
+                           stale_after=float(plan.params.get("stale_after") or STALE_AFTER))
+        return lock
+
+    async def _inspect(self, plan: Plan) -> tuple[EngineClient, dict[str, Any]]:
+        client = await self.client(plan.target.node)
+        doc = await ops.find_container(client, plan.target.id)
+        if doc is None:
+            raise ActionError(f"{plan.target.label} no longer exists")
+        return client, doc
+
+    async def _run_simple(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
+                          phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        client, doc = await self._inspect(plan)
+        lock = await self._locked(plan, client, doc)
+        t0 = time.monotonic()
+        try:
+            emit(plan.action, f"{plan.action} {plan.target.label}")
+            params = {"t": str(int(plan.params["timeout"]))} if plan.params.get("timeout") is not None else None
+            grace = float(plan.params.get("timeout") or (doc.get("Config") or {}).get("StopTimeout") or 10)
+            try:
+                await client.container_action(plan.target.id, plan.action, params=params, timeout=grace + 30.0)
+            except EngineError as exc:
+                phases.append({"phase": plan.action, "ok": False, "seconds": round(time.monotonic() - t0, 3),
+                               "error": str(exc)})
+                return False, f"{plan.action} {plan.target.label} failed: {exc.message}", None, {}
+            state = ((await client.inspect(plan.target.id)).get("State") or {}).get("Status")
+            phases.append({"phase": plan.action, "ok": True, "seconds": round(time.monotonic() - t0, 3),
+                           "state": state})
+            return True, f"{SIMPLE[plan.action]} {plan.target.label} (now {state})", None, {"state": state}
+        finally:
+            await lock.release()
+
+    async def _run_isolate(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
+                           phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        client, doc = await self._inspect(plan)
+        lock = await self._locked(plan, client, doc)
+        t0 = time.monotonic()
+        try:
+            p = plan.params
+            details = await isolate(client, doc, who=self.user, why=str(p.get("reason") or ""),
+                                    freeze=bool(p.get("freeze")), cpus=float(p["cpus"]) if p.get("cpus") else None,
+                                    memory=int(p["memory"]) if p.get("memory") else None,
+                                    step=lambda s: emit("isolate", s))
+            phases.append({"phase": "isolate", "ok": True, "seconds": round(time.monotonic() - t0, 3)})
+            return True, f"isolated {plan.target.label} on {details['quarantine']}", None, details
+        except EngineError as exc:
+            phases.append({"phase": "isolate", "ok": False, "error": str(exc)})
+            return False, f"isolate {plan.target.label} failed (undone): {exc.message}", None, {}
+        finally:
+            await lock.release()
+
+    async def _run_unisolate(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
+                             phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        client, doc = await self._inspect(plan)
+        state = await isolation_state(client, plan.target.id)
+        if state is None:
+            return False, f"{plan.target.label} is not isolated", None, {}
+        lock = await self._locked(plan, client, doc)
+        try:
+            details = await unisolate(client, doc, state, step=lambda s: emit("unisolate", s))
+            phases.append({"phase": "unisolate", "ok": True})
+            note = f" ({'; '.join(details['notes'])})" if details.get("notes") else ""
+            return True, f"unisolated {plan.target.label}{note}", None, details
+        except EngineError as exc:
+            phases.append({"phase": "unisolate", "ok": False, "error": str(exc)})
+            return False, f"unisolate {plan.target.label} failed: {exc.message}", None, {}
+        finally:
+            await lock.release()
+
+    async def _run_cordon(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
+                          phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        client = await self.client(plan.target.node)
+        try:
+            await ops.create_network(client, {
+                "Name": CORDON_NET, "Driver": "bridge", "Internal": True,
+                "Labels": {ops.ROLE: "cordon", ops.OWNER: self.user, ops.SINCE: f"{time.time():.3f}",
+                           "berth.reason": mask_text(str(plan.params.get("reason") or ""))}})
+        except EngineError as exc:
+            if "already exists" not in str(exc):
+                raise
+        phases.append({"phase": "cordon", "ok": True})
+        return True, f"cordoned {plan.target.node}", None, {}
+
+    async def _run_uncordon(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
+                            phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        client = await self.client(plan.target.node)
+        await ops.remove_network(client, CORDON_NET)
+        phases.append({"phase": "uncordon", "ok": True})
+        return True, f"uncordoned {plan.target.node}", None, {}
+
+    async def _run_migrate(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
+                           phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        p = plan.params
+        if p.get("finalize"):
+            return await self._run_finalize(plan, emit, phases)
+        src, doc = await self._inspect(plan)
+        dst = await self.client(str(p["to"]))
+        t0 = time.monotonic()
+        emit("plan", f"pre-flight {plan.target.label} -> {p['to']}")
+        cpu_max, mem_max = self._thresholds()
+        try:
+            facts = await preflight(src, dst, doc, cpu_max=cpu_max, mem_max=mem_max,
+                                    allow_bind=bool(p.get("allow_bind")))
+        except ActionError as exc:
+            phases.append({"phase": "plan", "ok": False, "seconds": round(time.monotonic() - t0, 3),
+                           "error": exc.message})
+            return False, exc.message, None, {}
+        phases.append({"phase": "plan", "ok": True, "seconds": round(time.monotonic() - t0, 3)})
+        emit("lock", f"locking {plan.target.label}")
+        try:
+            lock = await self._locked(plan, src, doc)
+        except ActionError as exc:
+            phases.append({"phase": "lock", "ok": False, "error": exc.message})
+            return False, exc.message, None, {}
+        mig = Migration(src, dst, facts, emit=emit, count=count, remove_source=bool(p.get("remove_source")),
+                        cleanup_wait=float(p.get("cleanup_wait", 30.0)),
+                        stop_timeout=p.get("stop_timeout"), health_timeout=float(p.get("health_timeout", 120.0)))
+        mig.phases = phases
+        phase = "pre-copy"
+        try:
+            t = time.monotonic()
+            await mig.precopy()
+            mig._phase("pre-copy", True, t)
+            phase, t = "switch", time.monotonic()
+            await mig.switch()
+            mig._phase("switch", True, t, downtime=round(mig.downtime, 3) if mig.downtime is not None else None)
+            phase, t = "finalize", time.monotonic()
+            try:
+                await mig.finalize()
+                mig._phase("finalize", True, t)
+            except EngineError as exc:  # the move itself succeeded: say so, do not roll back
+                mig._phase("finalize", False, t, error=str(exc))
+                mig.details["finalize_error"] = str(exc)
+            where = f"; source kept as {mig.kept_as}" if mig.kept_as else ""
+            down = f", downtime {mig.downtime:.2f}s" if mig.downtime is not None else ""
+            return True, f"migrated {facts.name} {src.name} -> {dst.name}{down}{where}", mig.downtime, mig.details
+        except (EngineError, ActionError, RuntimeError, OSError) as exc:
+            mig._phase(phase, False, t, error=_short(str(exc)))
+            emit("rollback", f"{phase} failed: {_short(str(exc), 160)}")
+            t = time.monotonic()
+            notes = await mig.rollback()
+            mig._phase("rollback", "SOURCE NOT RESTARTED" not in " ".join(notes), t, notes=notes)
+            mig.details["rolled_back"] = notes
+            return (False, f"migrate {facts.name} failed in {phase}: {_short(str(exc), 200)}; rolled back: "
+                    f"{'; '.join(notes)}", None, mig.details)
+        finally:
+            try:
+                await lock.release()
+            except EngineError as exc:
+                mig.details["lock_left"] = str(exc)
+
+    async def _run_finalize(self, plan: Plan, emit: Callable[[str, str], None],
+                            phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        removed, failed = [], []
+        for node, cid in plan.params.get("kept") or []:
+            emit("finalize", f"removing kept source {cid[:12]} on {node}")
+            try:
+                await ops.remove_container(await self.client(node), cid, force=False)
+                removed.append(f"{node}/{cid[:12]}")
+            except EngineError as exc:
+                failed.append(f"{node}/{cid[:12]}: {exc.message}")
+        phases.append({"phase": "finalize", "ok": not failed, "removed": removed, "failed": failed})
+        if failed:
+            return False, f"finalize {plan.target.name}: could not remove {'; '.join(failed)}", None, {}
+        return True, f"finalized {plan.target.name}: removed {', '.join(removed)}", None, {"removed": removed}
+
+    async def _run_drain(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
+                         phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        p = plan.params
+        if plan.target.state != "cordoned":
+            emit("drain", f"cordoning {plan.target.node}")
+            await self._run_cordon(Plan("cordon", plan.target, {"reason": f"drain: {p.get('reason') or ''}"}, ()),
+                                   emit, count, phases)
+        sem = asyncio.Semaphore(max(1, int(p.get("concurrency") or 1)))
+        stop = asyncio.Event()
+        outcomes: dict[str, str] = {}
+        failures: list[str] = []
+
+        async def one(cid: str, name: str, dest: str) -> None:
+            async with sem:
+                if stop.is_set():
+                    outcomes[name] = "skipped"
+                    return
+                try:
+                    sub = await self.plan("migrate", Target(plan.target.node, cid, name, "", ""), to=dest,
+                                          remove_source=p.get("remove_source"), allow_bind=p.get("allow_bind"),
+                                          reason=f"drain {plan.target.node}")
+                    res = await self.execute(sub, lambda pr: emit(f"drain {name}: {pr.phase}", pr.detail))
+                    ok, msg = res.ok, res.message
+                except ActionError as exc:
+                    ok, msg = False, exc.message
+                outcomes[name] = msg
+                if not ok:
+                    failures.append(name)
+                    if not p.get("continue_on_error"):
+                        stop.set()
+
+        await asyncio.gather(*(one(cid, name, dest) for cid, name, dest in p.get("moves") or []))
+        phases.append({"phase": "drain", "ok": not failures, "outcomes": outcomes})
+        done = sum(1 for m in outcomes.values() if m.startswith("migrated"))
+        if failures:
+            return False, (f"drain {plan.target.node}: {done} moved, failed: {', '.join(failures)}"
+                           f" ({outcomes[failures[0]]})"), None, {"outcomes": outcomes}
+        return True, f"drained {plan.target.node}: {done} container(s) moved", None, {"outcomes": outcomes}
+
+
+def describe_params(params: Mapping[str, Any]) -> str:
+    return json.dumps({k: v for k, v in params.items() if k not in ("moves", "kept")}, default=str)

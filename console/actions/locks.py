@@ -1,0 +1,87 @@
+"""One action at a time per container, across every console: a lock that lives on the node.
+
+The lock is a never-started container named ``berth-lock-<id12>``. Container names are unique
+per daemon, so creating it is atomic: the second console gets 409 and reads the owner, the
+action and the start time from the lock's labels. It uses the target's own image (present on
+that node by definition) and no network, and the poller shows its ``berth.action`` as the
+container's busy badge.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from console.actions import engine_ops as ops
+from console.actions.types import ActionError
+from console.engine.client import EngineClient
+from console.engine.errors import Conflict
+
+STALE_AFTER = 30 * 60.0  # seconds: a lock this old may be broken with break_stale=True
+
+
+def lock_name(cid: str) -> str:
+    return f"berth-lock-{cid[:12]}"
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
+
+
+@dataclass
+class NodeLock:
+    client: EngineClient
+    cid: str
+    lock_id: str | None = None
+
+    @staticmethod
+    def describe(labels: dict[str, str]) -> str:
+        try:
+            since = _when(float(labels.get(ops.SINCE, "0")))
+        except ValueError:
+            since = "?"
+        return (f"locked by {labels.get(ops.OWNER, '?')} doing {labels.get(ops.ACTION, '?')} since {since}")
+
+    @staticmethod
+    async def holder(client: EngineClient, cid: str) -> dict[str, str] | None:
+        """Labels of the lock on ``cid``, or None when it is free."""
+        doc = await ops.find_container(client, lock_name(cid))
+        if doc is None:
+            return None
+        return dict((doc.get("Config") or {}).get("Labels") or {})
+
+    async def acquire(self, container: dict[str, Any], action: str, owner: str, *,
+                      break_stale: bool = False, stale_after: float = STALE_AFTER) -> None:
+        config = container.get("Config") or {}
+        body = {
+            "Image": container.get("Image") or config.get("Image"),
+            "Cmd": ["berth-lock"], "Entrypoint": ["berth-lock"],
+            "Labels": {ops.ROLE: "lock", ops.TARGET: self.cid, ops.ACTION: action, ops.OWNER: owner,
+                       ops.SINCE: f"{time.time():.3f}"},
+            "NetworkDisabled": True,
+            "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}},
+        }
+        for attempt in (1, 2):
+            try:
+                self.lock_id = await ops.create_container(self.client, lock_name(self.cid), body)
+                return
+            except Conflict:
+                labels = await self.holder(self.client, self.cid)
+                if labels is None and attempt == 1:
+                    continue  # released between our create and our look
+                labels = labels or {}
+                try:
+                    age = time.time() - float(labels.get(ops.SINCE, "0"))
+                except ValueError:
+                    age = 0.0
+                if break_stale and age > stale_after and attempt == 1:
+                    await ops.remove_container(self.client, lock_name(self.cid))
+                    continue
+                hint = f" (stale: older than {stale_after / 60:g} min, may be broken)" if age > stale_after else ""
+                raise ActionError(f"{self.client.name}: {self.cid[:12]} is {self.describe(labels)}{hint}") from None
+
+    async def release(self) -> None:
+        if self.lock_id is not None:
+            await ops.remove_container(self.client, self.lock_id)
+            self.lock_id = None

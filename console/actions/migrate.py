@@ -1,0 +1,606 @@
+"""Live migration of one container between nodes, in the issue's four phases.
+
+1 plan / pre-flight   refusals with reasons; predicted density of both nodes after the move
+2 pre-copy            while the source runs: image (only when missing), networks, volumes with
+                      their data, the target container (created, not started), writable-layer files
+3 switch              stop the source; copy only what changed since pre-copy (volume deltas,
+                      writable-layer deltas, deletions as overlay whiteouts); start the target under
+                      the original name; wait running (and healthy). Downtime = stopped -> up.
+4 finalize / rollback keep the stopped source renamed (or remove it); or undo: target side removed,
+                      source started again. Exactly one running copy at every end state.
+
+Safety rules that shape the code:
+* the target is created with restart policy "no" and only gets the original one once it runs, so
+  a target daemon that comes back after a crash cannot start a second copy on its own;
+* the source's restart policy is set to "no" before it is stopped (restored on rollback), so the
+  kept source cannot come back when its daemon restarts;
+* anything created on the target is recorded in ``created`` as it is made, and rollback retries the
+  removal for a while when the target node is unreachable (a crashed daemon coming back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.actions import engine_ops as ops
+from console.actions.isolation import endpoint_config, isolation_state, network_mode_refusal
+from console.actions.locks import NodeLock
+from console.actions.placement import Need, NodeLoad, fit_problems, load_node
+from console.actions.tarstream import Entry
+from console.actions.types import ActionError
+from console.engine.client import EngineClient
+from console.engine.errors import EngineError
+from console.fmt import size
+
+DEFAULT_NETS = frozenset({"bridge", "host", "none", "default"})
+SKIP_ROOTS = ("/proc", "/sys", "/dev")
+RACY_SLACK = 2.0  # seconds: files modified this close to the pre-copy are always sent again
+CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts",
+               "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Volumes", "WorkingDir",
+               "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal", "StopTimeout",
+               "Shell")
+
+
+@dataclass
+class VolumeSpec:
+    name: str  # source volume name
+    dest: str  # mount destination in the container
+    driver: str
+    labels: dict[str, str]
+    options: dict[str, str]
+    read_only: bool
+    anonymous: bool
+
+
+@dataclass
+class Facts:
+    """Everything pre-flight learnt; execute() recomputes it right before acting."""
+
+    doc: dict[str, Any]
+    src_load: NodeLoad
+    dst_load: NodeLoad
+    need: Need
+    image_ref: str
+    image_present: bool
+    image_size: int
+    volumes: list[VolumeSpec]
+    networks: dict[str, dict[str, Any]]  # name -> endpoint config to recreate
+    missing_networks: dict[str, dict[str, Any]]  # name -> source network inspect
+    warnings: list[str]
+
+    @property
+    def name(self) -> str:
+        return str(self.doc.get("Name", "")).lstrip("/")
+
+
+def _anonymous(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+async def preflight(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *, cpu_max: float, mem_max: float,
+                    allow_bind: bool = False) -> Facts:
+    """Raise ActionError listing every reason the move must not start; else return the facts."""
+    cid = doc["Id"]
+    name = str(doc.get("Name", "")).lstrip("/")
+    host = doc.get("HostConfig") or {}
+    state = doc.get("State") or {}
+    reasons: list[str] = []
+    warnings: list[str] = []
+    if src.name == dst.name:
+        raise ActionError(f"{name} is already on {dst.name}")
+    refusal = network_mode_refusal(doc)
+    if refusal:
+        reasons.append(f"it {refusal}")
+    if host.get("Devices") or host.get("DeviceRequests"):
+        reasons.append("it uses host devices")
+    if host.get("VolumesFrom"):
+        reasons.append("it mounts volumes from other containers")
+    if host.get("AutoRemove"):
+        reasons.append("it is auto-remove (--rm): stopping it would delete it")
+    if state.get("Paused"):
+        reasons.append("it is paused (unpause it first)")
+    if state.get("Restarting"):
+        reasons.append("it is restarting")
+    volumes: list[VolumeSpec] = []
+    for m in doc.get("Mounts") or []:
+        if m.get("Type") == "bind":
+            if allow_bind:
+                warnings.append(f"bind mount {m.get('Source')} -> {m.get('Destination')}: the target's own path is "
+                                f"used, its data is not copied")
+            else:
+                reasons.append(f"it bind-mounts host path {m.get('Source')} (use --allow-bind to move it anyway)")
+        elif m.get("Type") == "volume":
+            if (m.get("Driver") or "local") != "local":
+                reasons.append(f"volume {m.get('Name')} uses driver {m.get('Driver')}: its data cannot be copied")
+                continue
+            vol = await ops.inspect_volume(src, m["Name"]) or {}
+            opts = vol.get("Options") or {}
+            if opts.get("device") or opts.get("type"):
+                reasons.append(f"volume {m['Name']} is a mount of {opts.get('device') or opts.get('type')}: "
+                               f"its data cannot be copied")
+                continue
+            volumes.append(VolumeSpec(m["Name"], m["Destination"], m.get("Driver") or "local",
+                                      dict(vol.get("Labels") or {}), dict(opts), not m.get("RW", True),
+                                      _anonymous(m["Name"])))
+    iso = await isolation_state(src, cid)
+    if iso is not None:
+        reasons.append("it is isolated (unisolate it first)")
+    holder = await NodeLock.holder(src, cid)
+    if holder is not None:
+        reasons.append(f"it is {NodeLock.describe(holder)}")
+    need = Need.of(doc)
+    src_load, dst_load = await asyncio.gather(load_node(src), load_node(dst))
+    if name in dst_load.names:
+        reasons.append(f"a container named {name} already exists on {dst.name}")
+    for v in volumes:
+        if not v.anonymous and await ops.inspect_volume(dst, v.name) is not None:
+            reasons.append(f"volume {v.name} already exists on {dst.name}")
+    reasons.extend(fit_problems(dst_load, need, cpu_max, mem_max))
+    if need.running and not need.mem:
+        warnings.append("no memory limit: the target's memory headroom cannot be checked")
+    nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
+    endpoints = {n: endpoint_config(cid, ep) for n, ep in nets.items()}
+    missing: dict[str, dict[str, Any]] = {}
+    for net in endpoints:
+        if await ops.inspect_network(dst, net) is not None:
+            continue
+        if net in DEFAULT_NETS:
+            reasons.append(f"network {net} does not exist on {dst.name}")
+            continue
+        info = await ops.inspect_network(src, net) or {}
+        if info.get("Driver") not in ("bridge", "macvlan", "ipvlan", None):
+            reasons.append(f"network {net} (driver {info.get('Driver')}) does not exist on {dst.name}")
+            continue
+        missing[net] = info
+        warnings.append(f"network {net} will be created on {dst.name}")
+    if dst_load.driver != "overlay2" or src_load.driver != "overlay2":
+        deleted = [c for c in await src.changes(cid) if c.get("Kind") == 2]
+        if deleted:
+            warnings.append(f"{len(deleted)} path(s) deleted from the image layer will reappear on the target "
+                            f"(storage driver {dst_load.driver}, not overlay2)")
+    image_id = str(doc.get("Image") or "")
+    config_image = str((doc.get("Config") or {}).get("Image") or image_id)
+    src_image = await ops.inspect_image(src, config_image)
+    image_ref = config_image if src_image and src_image.get("Id") == image_id else image_id
+    present = await ops.inspect_image(dst, image_id) is not None
+    if not present and image_ref != image_id:
+        dst_tag = await ops.inspect_image(dst, image_ref)
+        if dst_tag is not None:  # the tag means another image there: transfer by id
+            image_ref = image_id
+    image_size = int((src_image or await ops.inspect_image(src, image_id) or {}).get("Size") or 0)
+    if reasons:
+        raise ActionError(f"cannot migrate {name} to {dst.name}: " + "; ".join(reasons))
+    return Facts(doc, src_load, dst_load, need, image_ref, present, image_size, volumes, endpoints, missing, warnings)
+
+
+def summary(facts: Facts, src: str, dst: str, tenant: str, remove_source: bool) -> tuple[str, ...]:
+    d = facts.doc
+    vols = ", ".join(f"{v.name[:12] if v.anonymous else v.name}:{v.dest}" for v in facts.volumes) or "none"
+    lines = [
+        f"container: {facts.name} ({d['Id'][:12]}), image {(d.get('Config') or {}).get('Image')}, "
+        f"{(d.get('State') or {}).get('Status')}",
+        f"node: {src} -> {dst}",
+        f"tenant: {tenant}",
+        "effect: pre-copy while running, then stop, copy changes, start on the target"
+        + ("; the source is removed" if remove_source else "; the stopped source is kept renamed until --finalize"),
+        f"image: {'present on target' if facts.image_present else f'transfer {size(facts.image_size)}'}",
+        f"volumes: {vols}",
+        f"networks: {', '.join(facts.networks) or 'none'}",
+        f"density {src} after: {facts.src_load.without(facts.need).density()}",
+        f"density {dst} after: {facts.dst_load.with_(facts.need).density()}",
+    ]
+    lines += [f"warning: {w}" for w in facts.warnings]
+    return tuple(lines)
+
+
+def clone_body(doc: dict[str, Any], image_ref: str, endpoints: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A create body reproducing ``doc`` (restart policy held at "no" until the copy runs)."""
+    config = doc.get("Config") or {}
+    body: dict[str, Any] = {k: config[k] for k in CONFIG_KEYS if config.get(k) not in (None, "", [], {})}
+    if body.get("Hostname") == doc["Id"][:12]:
+        del body["Hostname"]  # the daemon's default: the new container gets its own id
+    body["Image"] = image_ref
+    host = dict(doc.get("HostConfig") or {})
+    host["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
+    body["HostConfig"] = host
+    mode = str(host.get("NetworkMode") or "")
+    if mode in endpoints and mode not in DEFAULT_NETS:
+        body["NetworkingConfig"] = {"EndpointsConfig": {mode: endpoints[mode]}}
+    return body
+
+
+def layer_paths(changes: list[dict[str, Any]], mounts: list[str]) -> tuple[list[str], list[str]]:
+    """(paths to copy, paths deleted) from /changes: the smallest set of archive roots covering every
+    added or modified file, outside volume mounts and kernel filesystems."""
+    def outside(path: str) -> bool:
+        if path.startswith(SKIP_ROOTS):
+            return False
+        for m in mounts:
+            if path == m or path.startswith(m.rstrip("/") + "/") or m.startswith(path.rstrip("/") + "/"):
+                return False
+        return True
+
+    kinds = {c["Path"]: c.get("Kind") for c in changes if isinstance(c.get("Path"), str)}
+    deleted = sorted(p for p, k in kinds.items() if k == 2 and outside(p))
+    wanted = {p: k for p, k in kinds.items() if k in (0, 1) and outside(p)}
+    roots = []
+    for path in sorted(wanted):
+        parents = [path[:i] for i in range(1, len(path)) if path[i] == "/"]
+        if any(wanted.get(p) == 1 for p in parents):
+            continue  # an added directory above is copied whole
+        if wanted[path] == 0 and any(other.startswith(path.rstrip("/") + "/") for other in kinds):
+            continue  # a modified directory only because something inside changed
+        roots.append(path)
+    return roots, deleted
+
+
+@dataclass
+class Created:
+    container: str | None = None
+    volumes: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)
+
+    def describe(self) -> list[str]:
+        out = [f"container {self.container[:12]}"] if self.container else []
+        out += [f"volume {v}" for v in self.volumes] + [f"network {n}" for n in self.networks]
+        out += [f"helper {h[:12]}" for h in self.helpers]
+        return out
+
+
+class Migration:
+    """One run of phases 2-4 for one container. ``emit(phase, detail)`` reports progress."""
+
+    def __init__(self, src: EngineClient, dst: EngineClient, facts: Facts, *, emit: Callable[[str, str], None],
+                 count: Callable[[int], None], remove_source: bool = False, cleanup_wait: float = 30.0,
+                 stop_timeout: int | None = None, health_timeout: float = 120.0) -> None:
+        self.src, self.dst, self.facts = src, dst, facts
+        self.emit, self.count = emit, count
+        self.remove_source = remove_source
+        self.cleanup_wait = cleanup_wait
+        self.stop_timeout = stop_timeout
+        self.health_timeout = health_timeout
+        self.sid = facts.doc["Id"]
+        self.name = facts.name
+        self.created = Created()
+        self.src_stopped = False
+        self.src_policy = (facts.doc.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}
+        self.was_running = bool((facts.doc.get("State") or {}).get("Running"))
+        self.layer_manifest: dict[str, Entry] = {}
+        self.volume_manifests: dict[str, dict[str, Entry]] = {}
+        self.cutoff = 0.0
+        self.target_mounts: dict[str, dict[str, Any]] = {}
+        self.phases: list[dict[str, Any]] = []
+        self.downtime: float | None = None
+        self.kept_as: str | None = None
+        self.details: dict[str, Any] = {}
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    def _phase(self, name: str, ok: bool, started: float, **extra: Any) -> None:
+        self.phases.append({"phase": name, "ok": ok, "seconds": round(time.monotonic() - started, 3), **extra})
+
+    # -- phase 2 --------------------------------------------------------------
+
+    async def precopy(self) -> None:
+        f = self.facts
+        if not f.image_present:
+            self.emit("pre-copy", f"image {f.image_ref} -> {self.dst.name} ({size(f.image_size)})")
+            moved = await ops.transfer_image(self.src, self.dst, f.image_ref, self.count)
+            self.details["image_bytes"] = moved
+        for net, info in f.missing_networks.items():
+            self.emit("pre-copy", f"network {net}")
+            body: dict[str, Any] = {"Name": net, "Driver": info.get("Driver") or "bridge",
+                                    "Internal": bool(info.get("Internal")), "Attachable": bool(info.get("Attachable")),
+                                    "Labels": info.get("Labels") or {}, "Options": info.get("Options") or {},
+                                    "EnableIPv6": bool(info.get("EnableIPv6"))}
+            if any("IPAMConfig" in ep for ep in f.networks.values()):
+                body["IPAM"] = info.get("IPAM")
+            await ops.create_network(self.dst, body)
+            self.created.networks.append(net)
+        self.cutoff = await self._daemon_time() - RACY_SLACK
+        await self._build_target()
+        await self._copy_volumes(full=True)
+        await self._copy_layer(full=True)
+
+    async def _daemon_time(self) -> float:
+        from console.fleet.poller import parse_time
+
+        info = await self.src.info()
+        return parse_time(info.get("SystemTime")) or time.time()
+
+    async def _build_target(self) -> None:
+        f = self.facts
+        for v in f.volumes:
+            if v.anonymous:
+                continue
+            self.emit("pre-copy", f"volume {v.name}")
+            await ops.create_volume(self.dst, v.name, v.driver, v.labels, v.options)
+            self.created.volumes.append(v.name)
+        self.emit("pre-copy", f"container {self.name} on {self.dst.name} (created, not started)")
+        body = clone_body(f.doc, f.image_ref, f.networks)
+        try:
+            self.created.container = await ops.create_container(self.dst, self.name, body)
+        except EngineError:
+            # The daemon may have made it before failing to answer: find it by name to clean it up.
+            found = await _quiet(ops.find_container(self.dst, self.name))
+            if found:
+                self.created.container = found["Id"]
+            raise
+        primary = str((f.doc.get("HostConfig") or {}).get("NetworkMode") or "")
+        for net, endpoint in f.networks.items():
+            if net == primary or net in DEFAULT_NETS:
+                continue
+            await ops.connect(self.dst, net, self.created.container, endpoint)
+        tdoc = await self.dst.inspect(self.created.container)
+        for m in tdoc.get("Mounts") or []:
+            if m.get("Type") == "volume":
+                self.target_mounts[m["Destination"]] = m
+                if _anonymous(m.get("Name", "")) and m["Name"] not in self.created.volumes:
+                    self.created.volumes.append(m["Name"])
+        self.details["target_id"] = self.created.container
+
+    async def _copy_volumes(self, full: bool) -> None:
+        for v in self.facts.volumes:
+            target = self.target_mounts.get(v.dest)
+            if target is None:
+                continue
+            dest_cid, path_in_dst = self.created.container, None
+            if not target.get("RW", True):
+                dest_cid = await self._helper(target["Name"], v.dest)
+                path_in_dst = "/"
+            old = {} if full else self.volume_manifests.get(v.dest, {})
+            parent = v.dest.rstrip("/").rsplit("/", 1)[0] or "/"
+            self.emit("pre-copy" if full else "switch", f"volume data {v.dest}" + ("" if full else " (changes)"))
+            tar = await ops.copy_path(self.src, self.sid, v.dest, self.dst, dest_cid, dest_dir=path_in_dst,
+                                      keep=None if full else _keep_changed(old, self.cutoff, path_in_dst or parent),
+                                      on_bytes=self.count)
+            if not full:
+                gone = set(old) - set(tar.entries)
+                if gone:
+                    raise _Redo(f"{len(gone)} file(s) deleted from volume {v.name} during the copy")
+            self.volume_manifests[v.dest] = tar.entries
+
+    async def _helper(self, volume: str, dest: str) -> str:
+        """A never-started container with ``volume`` mounted writable, for read-only mounts."""
+        base = "/" + dest.rstrip("/").rsplit("/", 1)[-1]
+        cid = await ops.create_container(self.dst, None, {
+            "Image": self.facts.image_ref, "Entrypoint": ["berth-helper"], "Cmd": [],
+            "Labels": {ops.ROLE: "helper", ops.TARGET: self.sid}, "NetworkDisabled": True,
+            "HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "volume", "Source": volume, "Target": base}]},
+        })
+        self.created.helpers.append(cid)
+        return cid
+
+    async def _copy_layer(self, full: bool) -> None:
+        mounts = [v.dest for v in self.facts.volumes] + [
+            m.get("Destination", "") for m in self.facts.doc.get("Mounts") or [] if m.get("Type") != "volume"]
+        changes = await self.src.changes(self.sid)
+        roots, deleted = layer_paths(changes, mounts)
+        old = self.layer_manifest
+        new: dict[str, Entry] = {}
+        if roots:
+            self.emit("pre-copy" if full else "switch",
+                      f"writable layer: {len(roots)} path(s)" + ("" if full else " (changes)"))
+        for path in roots:
+            parent = path.rstrip("/").rsplit("/", 1)[0] or "/"
+            tar = await ops.copy_path(self.src, self.sid, path, self.dst, self.created.container,
+                                      keep=None if full else _keep_changed(old, self.cutoff, parent),
+                                      on_bytes=self.count)
+            new.update(tar.entries)
+        self.layer_manifest = new
+        if full:
+            return
+        gone = sorted(set(old) - set(new))
+        whiteouts = sorted(set(deleted) | {p if p.startswith("/") else "/" + p for p in gone})
+        whiteouts = [p for p in whiteouts if not any(p.startswith(o.rstrip("/") + "/") for o in whiteouts if o != p)]
+        if whiteouts:
+            await self._whiteout(whiteouts)
+
+    async def _whiteout(self, paths: list[str]) -> None:
+        """Delete image files on the (created, stopped) target: overlay whiteouts in its upper dir,
+        written through a helper that bind-mounts it, because the archive API cannot delete."""
+        tdoc = await self.dst.inspect(self.created.container or "")
+        graph = tdoc.get("GraphDriver") or {}
+        upper = (graph.get("Data") or {}).get("UpperDir")
+        if graph.get("Name") != "overlay2" or not upper:
+            self.details.setdefault("warnings", []).append(
+                f"{len(paths)} deleted path(s) not replayed (storage driver {graph.get('Name')})")
+            return
+        self.emit("switch", f"writable layer: {len(paths)} deletion(s)")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            made: set[str] = set()
+            for path in paths:
+                parts = path.strip("/").split("/")
+                for i in range(1, len(parts)):
+                    d = "/".join(parts[:i])
+                    if d in made:
+                        continue
+                    made.add(d)
+                    info = tarfile.TarInfo(d)
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o755
+                    info.mtime = int(time.time())
+                    tar.addfile(info)
+                info = tarfile.TarInfo("/".join(parts))
+                info.type = tarfile.CHRTYPE
+                info.devmajor = info.devminor = 0
+                info.mode = 0
+                tar.addfile(info)
+        # Directories the upper layer already has keep their own metadata: only add missing ones.
+        helper = await ops.create_container(self.dst, None, {
+            "Image": self.facts.image_ref, "Entrypoint": ["berth-helper"], "Cmd": [],
+            "Labels": {ops.ROLE: "helper", ops.TARGET: self.sid}, "NetworkDisabled": True,
+            "HostConfig": {"NetworkMode": "none", "Binds": [f"{upper}:/berth-upper"]},
+        })
+        self.created.helpers.append(helper)
+        await ops.put_archive(self.dst, helper, "/berth-upper", buf.getvalue())
+        await ops.remove_container(self.dst, helper)
+        self.created.helpers.remove(helper)
+
+    # -- phase 3 --------------------------------------------------------------
+
+    async def switch(self) -> None:
+        f = self.facts
+        if self.was_running:
+            if self.src_policy.get("Name") not in (None, "", "no"):
+                await ops.update(self.src, self.sid, {"RestartPolicy": {"Name": "no"}})
+            self.emit("switch", f"stopping {self.name} on {self.src.name}")
+            t = self.stop_timeout if self.stop_timeout is not None else (f.doc.get("Config") or {}).get("StopTimeout")
+            t = 10 if t is None else int(t)
+            self.src_stopped = True  # from here on, rollback must bring the source back
+            await self.src.container_action(self.sid, "stop", params={"t": str(t)}, timeout=t + 30.0)
+        stopped_at = time.monotonic()
+        self.emit("switch", "source stopped")
+        try:
+            await self._copy_volumes(full=False)
+            await self._copy_layer(full=False)
+        except _Redo as redo:
+            self.emit("switch", f"{redo}: copying again in full")
+            await self._rebuild()
+        self.details["final_copy_seconds"] = round(time.monotonic() - stopped_at, 3)
+        if self.was_running:
+            self.emit("switch", f"starting {self.name} on {self.dst.name}")
+            await self.dst.container_action(self.created.container or "", "start", timeout=60.0)
+            hc = (f.doc.get("Config") or {}).get("Healthcheck") or {}
+            healthy = bool(hc.get("Test")) and hc["Test"][0] != "NONE"
+            await ops.wait_up(self.dst, self.created.container or "", healthy=healthy, timeout=self.health_timeout)
+            self.downtime = time.monotonic() - stopped_at
+            self.emit("switch", f"running on {self.dst.name}; downtime {self.downtime:.2f}s")
+        if self.src_policy.get("Name") not in (None, "", "no"):
+            await ops.update(self.dst, self.created.container or "", {"RestartPolicy": self.src_policy})
+
+    async def _rebuild(self) -> None:
+        """Deletions inside a volume cannot be replayed through the archive API: start the target
+        side over while the source is stopped (its data no longer moves)."""
+        await self._remove_target_side(keep_networks=True)
+        self.created = Created(networks=self.created.networks)
+        self.target_mounts.clear()
+        await self._build_target()
+        await self._copy_volumes(full=True)
+        await self._copy_layer(full=True)
+        changes = await self.src.changes(self.sid)
+        _, deleted = layer_paths(changes, [v.dest for v in self.facts.volumes])
+        if deleted:
+            await self._whiteout(deleted)
+
+    # -- phase 4 --------------------------------------------------------------
+
+    async def finalize(self) -> None:
+        if self.remove_source:
+            self.emit("finalize", f"removing the source on {self.src.name}")
+            await ops.remove_container(self.src, self.sid, force=True)
+            left = [v.name for v in self.facts.volumes if not v.anonymous]
+            if left:
+                self.details["source_volumes_left"] = left
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            self.kept_as = f"{self.name}-migrated-{stamp}"
+            self.emit("finalize", f"keeping the stopped source as {self.kept_as}")
+            await ops.rename(self.src, self.sid, self.kept_as)
+            self.details["source_kept_as"] = self.kept_as
+            self.details["source_restart_policy"] = self.src_policy
+
+    async def rollback(self) -> list[str]:
+        """Undo: target side removed (retrying while its node is away), source running again if it was."""
+        notes: list[str] = []
+        left = await self._remove_target_side(keep_networks=False, wait=self.cleanup_wait)
+        if left:
+            notes.append(f"left on {self.dst.name} (unreachable): {', '.join(left)}")
+            self.details["left_on_target"] = left
+        else:
+            notes.append(f"target side on {self.dst.name} removed")
+        if self.src_stopped:
+            for attempt in range(3):
+                try:
+                    if self.src_policy.get("Name") not in (None, "", "no"):
+                        await ops.update(self.src, self.sid, {"RestartPolicy": self.src_policy})
+                    await self.src.container_action(self.sid, "start", timeout=60.0)
+                    await ops.wait_up(self.src, self.sid, healthy=False, timeout=60.0)
+                    notes.append(f"source restarted on {self.src.name}")
+                    break
+                except (EngineError, RuntimeError) as exc:
+                    if attempt == 2:
+                        notes.append(f"SOURCE NOT RESTARTED on {self.src.name}: {exc}")
+                        self.details["source_not_restarted"] = str(exc)
+                    await asyncio.sleep(1.0)
+        return notes
+
+    async def _remove_target_side(self, *, keep_networks: bool, wait: float = 0.0) -> list[str]:
+        deadline = time.monotonic() + wait
+        delay = 0.25
+        while True:
+            errors = await self._remove_once(keep_networks)
+            if not errors or time.monotonic() >= deadline:
+                return self.created.describe() if errors else []
+            self.emit("rollback", f"waiting for {self.dst.name} to clean up: {errors[0]}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            await self.dst.reset()
+
+    async def _remove_once(self, keep_networks: bool) -> list[str]:
+        errors: list[str] = []
+        c = self.created
+        if c.container is None:
+            found = await _quiet(ops.find_container(self.dst, self.name))
+            if found is not None and found.get("Created") and not (found.get("State") or {}).get("Running") \
+                    and found["Id"] != self.sid and self._ours(found):
+                c.container = found["Id"]
+        for helper in list(c.helpers):
+            err = await ops.best_effort(ops.remove_container(self.dst, helper))
+            if err:
+                errors.append(err)
+            else:
+                c.helpers.remove(helper)
+        if c.container is not None:
+            err = await ops.best_effort(ops.remove_container(self.dst, c.container, force=True, volumes=True))
+            if err:
+                errors.append(err)
+            else:
+                c.container = None
+        for vol in list(c.volumes):
+            err = await ops.best_effort(ops.remove_volume(self.dst, vol))
+            if err:
+                errors.append(err)
+            else:
+                c.volumes.remove(vol)
+        if not keep_networks:
+            for net in list(c.networks):
+                err = await ops.best_effort(ops.remove_network(self.dst, net))
+                if err:
+                    errors.append(err)
+                else:
+                    c.networks.remove(net)
+        return errors
+
+    def _ours(self, doc: dict[str, Any]) -> bool:
+        """A container found by name on the target is ours when it has the source's image and labels."""
+        return ((doc.get("Config") or {}).get("Labels") or {}) == (
+            (self.facts.doc.get("Config") or {}).get("Labels") or {})
+
+
+class _Redo(Exception):
+    """The delta cannot be applied; copy in full."""
+
+
+def _keep_changed(old: dict[str, Entry], cutoff: float, parent: str) -> Callable[[Entry], bool]:
+    prefix = parent.rstrip("/")
+
+    def keep(entry: Entry) -> bool:
+        before = old.get(f"{prefix}/{entry.path}" if prefix else entry.path)
+        return before is None or before.key != entry.key or entry.mtime >= cutoff
+    return keep
+
+
+async def _quiet(coro: Any) -> Any:
+    try:
+        return await coro
+    except EngineError:
+        return None
