@@ -1,0 +1,184 @@
+"""Action subcommands: the same Actions the TUI uses, with a plan printed and confirmed first.
+
+Exit status: 0 done; 1 the action ran and failed (the daemon's words, rolled back where it
+applies); 2 bad command line or inventory; 3 refused before anything changed (read-only console,
+pre-flight refusal, ambiguous or unknown target, not confirmed). Never a traceback.
+
+Without a terminal on stdin the plan is not confirmable: scripts pass ``--yes``. Bulk actions
+(drain) make the operator type the node name rather than "y".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from console.actions.audit import AuditLog
+from console.actions.core import Actions
+from console.actions.types import ActionError, Plan, Progress, ReadOnlyError
+from console.engine.errors import EngineError
+from console.fmt import size
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+
+Command = Callable[..., argparse.ArgumentParser]
+
+SIMPLE_HELP = {
+    "restart": "restart a container",
+    "stop": "stop a container",
+    "start": "start a container",
+    "pause": "pause (freeze) a container",
+    "unpause": "unpause a container",
+}
+TARGET_HELP = "NODE/CONTAINER, or a container name or id prefix unique across the fleet"
+
+
+def register(command: Command) -> None:
+    for name, text in SIMPLE_HELP.items():
+        p = command(name, cmd_action, text)
+        _container_args(p)
+        if name in ("stop", "restart"):
+            p.add_argument("--timeout", "-t", type=int, metavar="SECONDS", help="grace period before SIGKILL")
+    p = command("isolate", cmd_action, "quarantine a container: internal network only, no restart escape")
+    _container_args(p)
+    p.add_argument("--freeze", action="store_true", help="also pause it")
+    p.add_argument("--cpus", type=float, metavar="N", help="cap CPU to N cores")
+    p.add_argument("--memory", metavar="SIZE", help="cap memory (e.g. 256m, 1GiB)")
+    p = command("unisolate", cmd_action, "undo isolate: restore networks, restart policy and limits")
+    _container_args(p)
+    p = command("migrate", cmd_action, "move a container to another node (live pre-copy, short switch)")
+    _container_args(p)
+    p.add_argument("--to", metavar="NODE", help="destination node (default: the best fit)")
+    p.add_argument("--allow-bind", action="store_true", help="move even with host bind mounts (data not copied)")
+    p.add_argument("--remove-source", action="store_true", help="remove the stopped source after success")
+    p.add_argument("--finalize", action="store_true", help="remove the kept stopped source of an earlier migration")
+    p = command("drain", cmd_action, "migrate every container off a node (cordons it first)")
+    _node_args(p)
+    p.add_argument("--concurrency", type=int, default=1, metavar="N", help="migrations at a time (default 1)")
+    p.add_argument("--continue-on-error", action="store_true", help="go on after a failed migration")
+    for name, text in (("cordon", "mark a node as taking no new containers"), ("uncordon", "undo cordon")):
+        p = command(name, cmd_action, text)
+        _node_args(p)
+    p = command("audit", cmd_audit, "show the audit log of actions")
+    p.add_argument("--json", action="store_true", help="one JSON object per action")
+    p.add_argument("--limit", type=int, metavar="N", help="only the last N actions")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (scripts)")
+    p.add_argument("--reason", metavar="TEXT", help="why (recorded in the audit log)")
+    p.add_argument("--break-stale", action="store_true", help="break a lock older than 30 minutes")
+    p.epilog = "exit status: 0 done, 1 failed, 2 usage, 3 refused (read-only, pre-flight, not confirmed)"
+
+
+def _container_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    _common(p)
+
+
+def _node_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="NODE", help="node name from the inventory")
+    _common(p)
+
+
+def _err(text: str) -> None:
+    print(f"berth: {' '.join(str(text).split())}", file=sys.stderr)
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("reason", "timeout", "freeze", "cpus", "memory", "to", "allow_bind", "remove_source", "finalize",
+            "concurrency", "continue_on_error", "break_stale")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}
+
+
+def _confirm(plan: Plan) -> bool:
+    if plan.bulk:
+        answer = input(f"Type the node name ({plan.target.node}) to go ahead: ")
+        return answer.strip() == plan.target.node
+    answer = input("Go ahead? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _progress_line(p: Progress) -> None:
+    moved = f" ({size(p.bytes_done)})" if p.bytes_done else ""
+    print(f"[{p.elapsed:6.1f}s] {p.phase}: {p.detail}{moved}", flush=True)
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    action = args.command
+    if getattr(args, "read_only", False):
+        _err(f"read-only console: {action} refused (started with --read-only)")
+        return EXIT_REFUSED
+    from console.cli import load_inventory_for  # late: console.cli imports this module
+
+    inventory = load_inventory_for(args)
+    return asyncio.run(_run(action, args, inventory))
+
+
+async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
+    actions = Actions(inventory, read_only=bool(getattr(args, "read_only", False)))
+    try:
+        try:
+            plan = await actions.plan(action, args.target, **_params(args))
+        except ReadOnlyError as exc:
+            _err(str(exc))
+            return EXIT_REFUSED
+        except ActionError as exc:
+            _err(str(exc))
+            return EXIT_REFUSED
+        print(f"{action} {plan.target.label}")
+        for line in plan.summary:
+            print(f"  {line}")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                _err(f"{action} needs confirmation: no terminal on stdin, pass --yes to go ahead")
+                return EXIT_REFUSED
+            try:
+                confirmed = await asyncio.get_running_loop().run_in_executor(None, _confirm, plan)
+            except EOFError:
+                confirmed = False
+            if not confirmed:
+                _err(f"{action} not confirmed: nothing changed")
+                return EXIT_REFUSED
+        verbose = action in ("migrate", "drain") or bool(getattr(args, "verbose", False))
+        started = time.monotonic()
+        result = await actions.execute(plan, _progress_line if verbose else None)
+        if result.ok:
+            print(f"{result.message} [{time.monotonic() - started:.1f}s, audit {result.audit_id}]")
+            return EXIT_OK
+        _err(f"{result.message} (audit {result.audit_id})")
+        return EXIT_FAILED
+    except ReadOnlyError as exc:
+        _err(str(exc))
+        return EXIT_REFUSED
+    except (ActionError, EngineError) as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    finally:
+        await actions.aclose()
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    entries = AuditLog().read(args.limit)
+    if args.json:
+        for e in entries:
+            print(json.dumps(e, default=str))
+        return EXIT_OK
+    if not entries:
+        print("no actions recorded")
+        return EXIT_OK
+    for e in entries:
+        t = e.get("target") or {}
+        where = t.get("node", "?") if not t.get("id") else f"{t.get('node')}/{t.get('name')}"
+        status = "running" if e.get("ok") is None else ("ok" if e.get("ok") else "FAILED")
+        dur = f"{e['duration']:.1f}s" if isinstance(e.get("duration"), int | float) else "-"
+        down = (e.get("details") or {}).get("downtime")
+        extra = f" downtime {down:.2f}s" if isinstance(down, int | float) else ""
+        err = f" — {e['error']}" if e.get("error") else ""
+        print(f"{e.get('at')}  {e.get('who')}  {e.get('action')} {where}  {status} {dur}{extra}{err}")
+    return EXIT_OK
