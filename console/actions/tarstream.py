@@ -80,7 +80,7 @@ class TarFilter:
 
     def __init__(self, keep: Callable[[Entry], bool] | None = None, prefix: str = "") -> None:
         self.keep = keep
-        self.prefix = prefix
+        self.prefix = prefix.rstrip("/")
         self.entries: dict[str, Entry] = {}
         self.kept = 0
         self.dropped = 0
