@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +26,8 @@ from console.engine.errors import (
     UnsupportedVersion,
     api_error,
 )
-from console.engine.transport import SSHTunnel, endpoint_for, make_client
+from console.engine.rawstream import LineStream, open_line_stream
+from console.engine.transport import Endpoint, SSHTunnel, endpoint_for, make_client
 
 MIN_API = (1, 41)
 MAX_API = (1, 45)
@@ -58,6 +59,7 @@ class EngineClient:
         self.api_version: str | None = None
         self._tunnel = SSHTunnel(node.url) if node.scheme == "ssh" else None
         self._http: httpx.AsyncClient | None = None
+        self._endpoint: Endpoint | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -73,6 +75,7 @@ class EngineClient:
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise NodeUnreachable(self.name, "tls", str(exc)) from exc
             self._http = make_client(endpoint, self.timeout)
+            self._endpoint = endpoint
         return self._http
 
     async def aclose(self) -> None:
@@ -214,6 +217,21 @@ class EngineClient:
             raise self._map_exc(endpoint, exc) from exc
         finally:
             await resp.aclose()
+
+    async def open_lines(self, path: str, on_line: Callable[[bytes], None],
+                         on_close: Callable[[Exception | None], None]) -> LineStream:
+        """A lean long-lived line stream (see rawstream): callbacks per line, no task per line."""
+        endpoint = f"GET {path.split('?', 1)[0]}"
+        await self._client()
+        assert self._endpoint is not None
+        try:
+            return await open_line_stream(self._endpoint, self._path(path), on_line, on_close, self.timeout)
+        except Exception as exc:
+            if isinstance(exc, asyncio.TimeoutError):
+                raise NodeTimeout(self.name, endpoint, f"no connection within {self.timeout:g}s") from exc
+            if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+                raise NodeUnreachable(self.name, endpoint, self._connect_reason(httpx.ConnectError(str(exc)))) from exc
+            raise self._map_exc(endpoint, exc) from exc
 
     async def json_lines(self, resp: httpx.Response, endpoint: str) -> AsyncIterator[Any]:
         """Decode a newline-delimited JSON stream, bounding line length."""

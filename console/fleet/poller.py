@@ -18,14 +18,17 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psutil
 
 from console.config import Inventory, NodeConfig
 from console.engine.client import EngineClient
 from console.engine.errors import EngineError, NodeTimeout, NodeUnreachable, NotFound
+from console.engine.rawstream import LineStream, StreamError
 from console.engine.stats import StatsSample, cpu_percent, decode
 from console.fleet import density
 from console.fleet.history import HistoryStore, Ring
@@ -155,6 +158,7 @@ class NodeWatcher:
         self.cpu_ring = Ring()
         self.mem_ring = Ring()
         self._streams: dict[str, asyncio.Task[None]] = {}
+        self._stats_streams: dict[str, LineStream] = {}
         self._inspecting: set[str] = set()
         self._inspect_sem = asyncio.Semaphore(8)
         self._events_since: float | None = None
@@ -279,6 +283,7 @@ class NodeWatcher:
         while True:
             await asyncio.sleep(self.list_interval)
             await self._refresh_list()
+            self._check_stalled_streams(asyncio.get_running_loop().time())
 
     async def _refresh_list(self) -> None:
         started = time.monotonic()
@@ -503,23 +508,55 @@ class NodeWatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _stats(self, cid: str) -> None:
-        endpoint = f"GET /containers/{cid[:12]}/stats"
+        """Keep one stats stream open while the container runs; samples arrive by callback."""
+        loop = asyncio.get_running_loop()
         try:
             while (c := self.containers.get(cid)) is not None and c.state in STATS_STATES:
+                closed: asyncio.Future[Exception | None] = loop.create_future()
+
+                def on_close(exc: Exception | None, closed: asyncio.Future[Exception | None] = closed) -> None:
+                    if not closed.done():
+                        closed.set_result(exc)
+
                 try:
-                    async with self.client.stream("GET", f"/containers/{cid}/stats", params={"stream": "1"},
-                                                  read_timeout=30.0) as resp:
-                        async for doc in self.client.json_lines(resp, endpoint):
-                            self._apply_stats(cid, doc)
-                except NotFound:
-                    return
-                except EngineError as exc:
-                    if cid in self.containers and self.containers[cid].state in STATS_STATES:
-                        self._partial(f"stats:{cid}", str(exc))
+                    stream = await self.client.open_lines(f"/containers/{cid}/stats?stream=1",
+                                                          partial(self._apply_stats_line, cid), on_close)
+                except (NodeUnreachable, NodeTimeout) as exc:
+                    self._partial(f"stats:{cid}", str(exc))
+                    await asyncio.sleep(1.0)
+                    continue
+                self._stats_streams[cid] = stream
+                try:
+                    exc = await closed
+                finally:
+                    self._stats_streams.pop(cid, None)
+                    stream.abort()
+                if isinstance(exc, StreamError) and exc.status == 404:
+                    return  # the container is gone; the event or the listing removes it
+                c = self.containers.get(cid)
+                if exc is not None and c is not None and c.state in STATS_STATES \
+                        and not isinstance(exc, StreamError | ConnectionResetError):
+                    self._partial(f"stats:{cid}", f"{self.name}: stats of {c.name}: {exc}")
                 await asyncio.sleep(1.0)
         finally:
             if self._streams.get(cid) is asyncio.current_task():
                 del self._streams[cid]
+
+    def _check_stalled_streams(self, now: float, after: float = 30.0) -> None:
+        """A stats stream silent for `after` seconds is hung (frozen daemon, lost peer): reopen it."""
+        for cid, stream in list(self._stats_streams.items()):
+            c = self.containers.get(cid)
+            if c is not None and c.state == "running" and stream.last_rx and now - stream.last_rx > after:
+                stream.abort()
+
+    def _apply_stats_line(self, cid: str, line: bytes) -> None:
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            c = self.containers.get(cid)
+            self._partial(f"stats:{cid}", f"{self.name}: {c.name if c else cid[:12]}: bad stats sample: {exc}")
+            return
+        self._apply_stats(cid, doc)
 
     def _apply_stats(self, cid: str, doc: Any) -> None:
         c = self.containers.get(cid)
@@ -538,9 +575,9 @@ class NodeWatcher:
         c.prev = sample
         c.mem_used = sample.mem_used
         c.sampled_at = time.time()
-        c.touch()
+        c._snap = None
         self.last_ok = c.sampled_at
-        if f"stats:{cid}" in self.partial_errors:
+        if self.partial_errors and f"stats:{cid}" in self.partial_errors:
             self._clear_partial(f"stats:{cid}")
         self.on_change()
 
