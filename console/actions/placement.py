@@ -146,7 +146,7 @@ def fit_problems(load: NodeLoad, need: Need, cpu_max: float, mem_max: float) -> 
         problems.append(f"memory committed would be {after.mem_committed:.0%} (threshold {mem_max:.0%})")
     if need.running and need.cpu and after.cpu_committed > cpu_max:
         problems.append(f"CPU committed would be {after.cpu_committed:.0%} (threshold {cpu_max:.0%})")
-    conflicts = load.port_conflicts(need) if need.running else []
+    conflicts = load.port_conflicts(need)  # a stopped container could not start there either
     if conflicts:
         problems.append(f"host port {', '.join(conflicts)} already published on {load.name}")
     return problems

@@ -1,0 +1,39 @@
+"""Small helpers for lab tests: run containers, read files through the archive API."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from typing import Any
+
+import docker
+from dockerlab import BUSYBOX_REF, Lab
+
+LOOP = ["sh", "-c", "echo started; while true; do sleep 0.2; done"]
+
+
+def dk(lab: Lab, node: str) -> docker.DockerClient:
+    return lab.node(node).client()
+
+
+def run(lab: Lab, node: str, name: str, image: str = BUSYBOX_REF, cmd: list[str] | None = None,
+        **kw: Any) -> Any:
+    """A running container; init=True so SIGTERM stops it at once."""
+    kw.setdefault("init", True)
+    kw.setdefault("network_mode", "none") if "network" not in kw else None
+    return dk(lab, node).containers.run(image, cmd or LOOP, name=name, detach=True, **kw)
+
+
+def read_file(container: Any, path: str) -> bytes:
+    """A file's bytes via GET /containers/{id}/archive (works on stopped containers too)."""
+    stream, _ = container.get_archive(path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.next()
+        assert member is not None
+        f = tar.extractfile(member)
+        assert f is not None
+        return f.read()
+
+
+def names(lab: Lab, node: str) -> list[str]:
+    return sorted(c.name for c in dk(lab, node).containers.list(all=True))
