@@ -180,30 +180,34 @@ async def inspect_image(client: EngineClient, ref: str) -> dict[str, Any] | None
     return doc if isinstance(doc, dict) else None
 
 
-async def _body(client: EngineClient, method: str, path: str, params: Mapping[str, Any] | None
-                ) -> AsyncIterator[bytes]:
+@contextlib.asynccontextmanager
+async def _source(client: EngineClient, path: str, params: Mapping[str, Any] | None
+                  ) -> AsyncIterator[AsyncIterator[bytes]]:
+    """An open download, closed when the block ends however it ends. That matters: the daemon holds
+    the container's lock until an archive is fully read or its connection closes, so an abandoned
+    stream would block stop/start/update on that container."""
     # identity: the daemon gzips archives for clients that accept it, and we need the tar itself
-    async with client.stream(method, path, params=params, read_timeout=120.0,
+    async with client.stream("GET", path, params=params, read_timeout=120.0,
                              headers={"Accept-Encoding": "identity"}) as resp:
-        async for chunk in resp.aiter_raw(256 * 1024):
-            yield chunk
+        yield resp.aiter_raw(256 * 1024)
 
 
 async def transfer_image(src: EngineClient, dst: EngineClient, ref: str,
                          on_bytes: Callable[[int], None] | None = None) -> int:
     """`GET /images/{ref}/get` on src streamed into `POST /images/load` on dst; returns bytes moved."""
     moved = 0
+    async with _source(src, f"/images/{q(ref)}/get", None) as chunks:
 
-    async def counted() -> AsyncIterator[bytes]:
-        nonlocal moved
-        async for chunk in _body(src, "GET", f"/images/{q(ref)}/get", None):
-            moved += len(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-            yield chunk
+        async def counted() -> AsyncIterator[bytes]:
+            nonlocal moved
+            async for chunk in chunks:
+                moved += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+                yield chunk
 
-    _, body = await dst.request("POST", "/images/load", params={"quiet": "1"}, content=counted(),
-                                headers={"Content-Type": "application/x-tar"}, timeout=LONG)
+        _, body = await dst.request("POST", "/images/load", params={"quiet": "1"}, content=counted(),
+                                    headers={"Content-Type": "application/x-tar"}, timeout=LONG)
     for line in body.splitlines():  # the load reports failures inside a 200 stream
         with contextlib.suppress(ValueError):
             doc = json.loads(line)
@@ -229,39 +233,32 @@ async def copy_path(src: EngineClient, src_cid: str, path: str, dst: EngineClien
 
     Works on created, running and stopped containers alike, volumes included, with no tar binary
     in either image. Returns the filter, whose ``entries`` describe what the source holds now.
+    With ``keep``, nothing is sent when no entry is kept.
     """
     parent = dest_dir if dest_dir is not None else (path.rstrip("/").rsplit("/", 1)[0] or "/")
-    tar = TarFilter(keep=keep, prefix=parent.rstrip("/"))
+    tar = TarFilter(keep=keep, prefix=parent)
+    async with _source(src, f"/containers/{q(src_cid)}/archive", {"path": path}) as raw:
+        out = filtered(raw, tar, on_bytes)
+        try:
+            first: list[bytes] = []
+            if keep is not None:  # hold back output until something is kept (or the archive ends)
+                async for chunk in out:
+                    first.append(chunk)
+                    if tar.kept:
+                        break
+                if not tar.kept:
+                    return tar
 
-    async def body() -> AsyncIterator[bytes]:
-        async for out in filtered(_body(src, "GET", f"/containers/{q(src_cid)}/archive", {"path": path}),
-                                  tar, on_bytes):
-            yield out
+            async def body() -> AsyncIterator[bytes]:
+                for chunk in first:
+                    yield chunk
+                async for chunk in out:
+                    yield chunk
 
-    if keep is None:
-        await dst.request("PUT", f"/containers/{q(dst_cid)}/archive", params={"path": parent}, content=body(),
-                          headers={"Content-Type": "application/x-tar"}, timeout=LONG)
-        return tar
-    # With a filter the result may be empty: buffer nothing, but only PUT when something is kept.
-    chunks = body()
-    first: list[bytes] = []
-    async for chunk in chunks:
-        first.append(chunk)
-        if tar.kept or tar.done:
-            break
-    if not tar.kept:
-        async for _ in chunks:  # drain to end (records the full listing)
-            pass
-        return tar
-
-    async def rest() -> AsyncIterator[bytes]:
-        for chunk in first:
-            yield chunk
-        async for chunk in chunks:
-            yield chunk
-
-    await dst.request("PUT", f"/containers/{q(dst_cid)}/archive", params={"path": parent}, content=rest(),
-                      headers={"Content-Type": "application/x-tar"}, timeout=LONG)
+            await dst.request("PUT", f"/containers/{q(dst_cid)}/archive", params={"path": parent},
+                              content=body(), headers={"Content-Type": "application/x-tar"}, timeout=LONG)
+        finally:
+            await out.aclose()
     return tar
 
 
