@@ -137,6 +137,34 @@ class EngineClient:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def _exchange(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+        content: bytes | AsyncIterator[bytes] | None = None, headers: Mapping[str, str] | None = None,
+        timeout: float | None = None, limit: int = MAX_JSON_BYTES,
+    ) -> tuple[httpx.Response, bytes]:
+        """Send one request and read its whole body, bounded in size and in total time.
+
+        httpx's timeouts bound each network read, so a peer sending a byte a second never trips
+        them; `timeout` (default: the node's per-call timeout) bounds the whole exchange.
+        """
+        endpoint = f"{method} {path}"
+        total = timeout if timeout is not None else self.timeout
+        try:
+            http = await self._client()  # outside the deadline: an ssh tunnel has its own
+            async with asyncio.timeout(total):
+                req = http.build_request(method, self._path(path), params=params, content=content, headers=headers,
+                                         timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+                resp = await http.send(req, stream=True)
+                try:
+                    data = await self._read_bounded(resp, endpoint, limit)
+                finally:
+                    await resp.aclose()
+        except TimeoutError as exc:
+            raise NodeTimeout(self.name, endpoint, f"no complete answer within {total:g}s") from exc
+        except Exception as exc:  # mapped to typed errors; nothing escapes untyped
+            raise self._map_exc(endpoint, exc) from exc
+        return resp, data
+
     async def request(
         self,
         method: str,
@@ -151,21 +179,12 @@ class EngineClient:
     ) -> tuple[int, bytes]:
         """One bounded request. HTTP errors (>= 400) raise APIError with the daemon's message."""
         endpoint = f"{method} {path}"
-        try:
-            http = await self._client()
-            body = orjson.dumps(json) if json is not None else content
-            hdrs = dict(headers or {})
-            if json is not None:
-                hdrs["Content-Type"] = "application/json"
-            req = http.build_request(method, self._path(path), params=params, content=body, headers=hdrs,
-                                     timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
-            resp = await http.send(req, stream=True)
-            try:
-                data = await self._read_bounded(resp, endpoint, limit)
-            finally:
-                await resp.aclose()
-        except Exception as exc:  # mapped to typed errors; nothing escapes untyped
-            raise self._map_exc(endpoint, exc) from exc
+        body = orjson.dumps(json) if json is not None else content
+        hdrs = dict(headers or {})
+        if json is not None:
+            hdrs["Content-Type"] = "application/json"
+        resp, data = await self._exchange(method, path, params=params, content=body, headers=hdrs,
+                                          timeout=timeout, limit=limit)
         if 300 <= resp.status_code < 400:
             raise ProtocolError(self.name, endpoint, f"unexpected redirect to {resp.headers.get('location', '?')}",
                                 resp.status_code)
