@@ -33,6 +33,7 @@ MIN_API = (1, 41)
 MAX_API = (1, 45)
 MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 4 * 1024 * 1024
+MAX_PING_BYTES = 64 * 1024  # dockerd answers "OK"
 
 
 def parse_api_version(text: str) -> tuple[int, int]:
@@ -278,13 +279,12 @@ class EngineClient:
 
     async def ping(self) -> str:
         """Negotiate the API version from /_ping; refuse daemons older than 1.41."""
-        try:
-            http = await self._client()
-            resp = await http.get("/_ping")
-        except Exception as exc:
-            raise self._map_exc("GET /_ping", exc) from exc
+        resp, body = await self._exchange("GET", "/_ping", limit=MAX_PING_BYTES)
+        if 300 <= resp.status_code < 400:
+            raise ProtocolError(self.name, "GET /_ping", f"unexpected redirect to {resp.headers.get('location', '?')}",
+                                resp.status_code)
         if resp.status_code != 200:
-            raise api_error(self.name, "GET /_ping", resp.status_code, _daemon_message(resp.content))
+            raise api_error(self.name, "GET /_ping", resp.status_code, _daemon_message(body))
         header = resp.headers.get("API-Version")
         if not header:
             raise ProtocolError(self.name, "GET /_ping", "no API-Version header: not a Docker Engine API")
