@@ -133,9 +133,10 @@ class ContainerState:
 class NodeWatcher:
     """Everything Berth knows about one node, and the tasks that keep it current."""
 
-    def __init__(self, cfg: NodeConfig, inventory: Inventory, on_change: Callable[[], None],
-                 client: EngineClient | None = None, list_interval: float = 3.0,
-                 info_interval: float = 60.0, slow_after: float = 2.0) -> None:
+    def __init__(self, cfg: NodeConfig, inventory: Inventory, on_change: Callable[..., None],
+                 client: EngineClient | None = None, list_interval: float = 10.0,
+                 info_interval: float = 60.0, slow_after: float = 2.0,
+                 heartbeat: float = 2.0) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.tenancy_label = inventory.tenancy_label
@@ -144,6 +145,7 @@ class NodeWatcher:
         self.list_interval = list_interval
         self.info_interval = info_interval
         self.slow_after = slow_after
+        self.heartbeat = heartbeat
         self.state = NodeState.CONNECTING
         self.error: str | None = None
         self.error_at: float | None = None
@@ -236,7 +238,7 @@ class NodeWatcher:
         self.partial_errors.clear()
         self.on_change()
         tasks = [asyncio.create_task(coro, name=f"berth:{self.name}:{coro.__name__}")
-                 for coro in (self._info_loop(), self._list_loop(), self._events_loop())]
+                 for coro in (self._info_loop(), self._list_loop(), self._events_loop(), self._heartbeat_loop())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
@@ -278,6 +280,24 @@ class NodeWatcher:
                 raise
             except EngineError as exc:
                 self._partial("info", str(exc))
+
+    async def _heartbeat_loop(self) -> None:
+        """Liveness without load: ping only when nothing else has arrived for a heartbeat.
+
+        Stats and events are proof of life for free; an idle or frozen node gets a
+        /_ping, whose timeout (the node's) bounds how long a hung daemon looks up.
+        """
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if self.last_ok is None or time.time() - self.last_ok >= self.heartbeat:
+                started = time.monotonic()
+                await self.client.ping()
+                self._ok()
+                elapsed = time.monotonic() - started
+                if elapsed > self.slow_after:
+                    self._partial("slow", f"{self.name}: slow: /_ping took {elapsed:.1f}s")
+                elif "slow" in self.partial_errors:
+                    self._clear_partial("slow")
 
     async def _list_loop(self) -> None:
         while True:
@@ -579,7 +599,7 @@ class NodeWatcher:
         self.last_ok = c.sampled_at
         if self.partial_errors and f"stats:{cid}" in self.partial_errors:
             self._clear_partial(f"stats:{cid}")
-        self.on_change()
+        self.on_change(True)
 
     # -- snapshot ------------------------------------------------------------
 
@@ -621,7 +641,7 @@ class NodeWatcher:
 class Fleet:
     """All nodes of an inventory, and the snapshots made of them."""
 
-    def __init__(self, inventory: Inventory, *, publish_interval: float = 0.5,
+    def __init__(self, inventory: Inventory, *, publish_interval: float = 0.5, stats_interval: float = 1.0,
                  watcher_factory: Callable[..., NodeWatcher] = NodeWatcher) -> None:
         self.inventory = inventory
         self.publish_interval = publish_interval
@@ -629,7 +649,9 @@ class Fleet:
         self.watchers = [watcher_factory(cfg, inventory, self._changed) for cfg in inventory.nodes]
         self.latest: FleetSnapshot | None = None
         self._subscribers: list[Callable[[FleetSnapshot], None]] = []
-        self._dirty = True
+        self._dirty = True  # something other than a stats sample changed: publish soon
+        self._stats_dirty = False  # only samples changed: publish at stats_interval
+        self.stats_interval = stats_interval
         self._seq = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
@@ -641,8 +663,11 @@ class Fleet:
     def subscribe(self, callback: Callable[[FleetSnapshot], None]) -> None:
         self._subscribers.append(callback)
 
-    def _changed(self) -> None:
-        self._dirty = True
+    def _changed(self, stats_only: bool = False) -> None:
+        if stats_only:
+            self._stats_dirty = True
+        else:
+            self._dirty = True
 
     async def start(self) -> None:
         self._wake = asyncio.Event()
@@ -670,12 +695,14 @@ class Fleet:
         while True:
             await asyncio.sleep(self.publish_interval)
             now = time.monotonic()
-            if self._dirty or now - last >= 1.0:  # ages move even when nothing else does
+            # State changes go out within publish_interval; samples (1 Hz at the source) and
+            # ages at stats_interval, so a busy fleet does not rebuild snapshots needlessly.
+            if self._dirty or now - last >= self.stats_interval:
                 self.publish()
                 last = now
 
     def publish(self) -> FleetSnapshot:
-        self._dirty = False
+        self._dirty = self._stats_dirty = False
         snap = self.snapshot()
         self.latest = snap
         for cb in list(self._subscribers):

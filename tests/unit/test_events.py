@@ -23,7 +23,7 @@ url = "unix:///nonexistent/docker.sock"
 @pytest.fixture
 def watcher() -> NodeWatcher:
     inv = parse_inventory(INVENTORY)
-    w = NodeWatcher(inv.nodes[0], inv, on_change=lambda: None)
+    w = NodeWatcher(inv.nodes[0], inv, on_change=lambda *a: None)
     # Streams and inspects are not wanted here: only the model transitions.
     w._reconcile_streams = lambda: None  # type: ignore[method-assign]
     w._schedule_inspect = lambda cid: None  # type: ignore[method-assign]
