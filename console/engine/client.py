@@ -179,6 +179,15 @@ class EngineClient:
         limit: int = MAX_JSON_BYTES,
     ) -> tuple[int, bytes]:
         """One bounded request. HTTP errors (>= 400) raise APIError with the daemon's message."""
+        resp, data = await self._request(method, path, params=params, json=json, content=content,
+                                         headers=headers, timeout=timeout, limit=limit)
+        return resp.status_code, data
+
+    async def _request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+        content: bytes | AsyncIterator[bytes] | None = None, headers: Mapping[str, str] | None = None,
+        timeout: float | None = None, limit: int = MAX_JSON_BYTES,
+    ) -> tuple[httpx.Response, bytes]:
         endpoint = f"{method} {path}"
         body = orjson.dumps(json) if json is not None else content
         hdrs = dict(headers or {})
@@ -191,19 +200,25 @@ class EngineClient:
                                 resp.status_code)
         if resp.status_code >= 400:
             raise api_error(self.name, endpoint, resp.status_code, _daemon_message(data))
-        return resp.status_code, data
+        return resp, data
 
     async def get_json(self, path: str, **kw: Any) -> Any:
         return await self.request_json("GET", path, **kw)
 
     async def request_json(self, method: str, path: str, **kw: Any) -> Any:
-        _, data = await self.request(method, path, **kw)
+        resp, data = await self._request(method, path, **kw)
         if not data:
             return None
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise ProtocolError(self.name, f"{method} {path}", f"invalid JSON: {exc}") from exc
+            ctype = resp.headers.get("content-type", "")
+            if ctype and "json" not in ctype:  # a proxy's or web server's page, not the daemon
+                start = data[:60].decode("utf-8", errors="replace")
+                reason = f"invalid JSON: the answer is {ctype}, starting {start!r}"
+            else:
+                reason = f"invalid JSON: {exc}"
+            raise ProtocolError(self.name, f"{method} {path}", reason) from exc
 
     @contextlib.asynccontextmanager
     async def stream(
