@@ -685,13 +685,13 @@ class SimDaemon:
                     accept: Callable[[dict[str, Any]], bool]) -> list[bytes]:
         """events.loadBufferedEvents: nothing without since/until; else ring events with
         since <= timeNano (<= until when given)."""
-        if not since_ns and not until_ns:
+        if since_ns is None and until_ns is None:
             return []
         out = []
         for ns, doc, raw in self.ring:
-            if since_ns and ns < since_ns:
+            if since_ns is not None and ns < since_ns:
                 continue
-            if until_ns and ns > until_ns:
+            if until_ns is not None and ns > until_ns:
                 continue
             if accept(doc):
                 out.append(raw)

@@ -189,12 +189,13 @@ class SimFleet:
 
     def _prepare_dirs(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        for path in self.sockets.values():
+        for path in self.sockets.values():  # every check before anything is made (or later removed)
             if len(str(path)) > MAX_SOCKET_PATH:
                 raise SimError(f"{path} is too long for a unix socket ({len(str(path))} > {MAX_SOCKET_PATH} "
                                f"bytes): use a shorter --dir")
             if path.exists() and _ping(str(path), 0.5):
                 raise SimError(f"{path} is already served by a running daemon: use another --dir")
+        for path in self.sockets.values():
             if not path.parent.exists():
                 path.parent.mkdir(parents=True)
                 self._made.append(path.parent)

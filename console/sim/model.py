@@ -274,24 +274,30 @@ def plan_fleet(nodes: int, containers_per_node: int, seed: int = 0, cgroup: str 
                        hot_node=specs[ch.hot_index].name, quotas=quotas)
 
 
+def expected_usage(node: NodeSpec) -> dict[str, float]:
+    """Cores each container of the node should get on average: its baseline within its limit, scaled
+    down proportionally when the node is oversubscribed (what the daemon's contention model does)."""
+    running = [c for c in node.containers if c.role not in (STOPPED, CREATED, OOMED)]
+    want = {c.id: min(c.cpu_base, c.cpu_limit) if c.cpu_limit else c.cpu_base for c in running}
+    total = sum(want.values())
+    scale = min(1.0, node.ncpu * 0.97 / total) if total else 1.0
+    return {cid: v * scale for cid, v in want.items()}
+
+
 def _quotas(specs: list[NodeSpec], tenants: list[str], hot: str, rng: random.Random) -> dict[str, tuple[float, int]]:
-    """Tenant quotas with headroom, except the hot tenant, whose quota its hot containers exceed."""
+    """Tenant quotas with headroom, except the hot tenant's, which its expected usage exceeds by ~40 %."""
     cpu = {t: 0.0 for t in tenants}
     mem = {t: 0 for t in tenants}
-    hot_node_cpus = 0
     for node in specs:
+        usage = expected_usage(node)
         for c in node.containers:
-            if c.role in (STOPPED, CREATED, OOMED):
-                continue
-            if c.role == HOT:
-                hot_node_cpus = node.ncpu  # its hot containers get ~3/4 of it once the node saturates
-            else:
-                cpu[c.tenant] += c.cpu_base
-            mem[c.tenant] += c.mem_base + c.cache_base
+            if c.id in usage:
+                cpu[c.tenant] += usage[c.id]
+                mem[c.tenant] += c.mem_base + c.cache_base
     out = {}
     for t in tenants:
         if t == hot:
-            cores = max(1.0, math.floor(cpu[t] + hot_node_cpus * 0.4))
+            cores = max(1.0, math.floor(cpu[t] * 0.7))
         else:
             cores = max(1.0, math.ceil(cpu[t] * rng.uniform(1.4, 2.2)))
         out[t] = (float(cores), max(GiB, math.ceil(mem[t] * rng.uniform(1.3, 2.0) / GiB) * GiB))

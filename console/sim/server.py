@@ -338,6 +338,8 @@ class EngineServer:
         finally:
             watcher.cancel()
             ended.cancel()
+            # The watcher must be gone before the next request reads from the same stream.
+            await asyncio.gather(watcher, ended, return_exceptions=True)
             with contextlib.suppress(BaseException):
                 await iterator.aclose()  # type: ignore[attr-defined]
 
