@@ -34,6 +34,7 @@ MAX_API = (1, 45)
 MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 4 * 1024 * 1024
 MAX_PING_BYTES = 64 * 1024  # dockerd answers "OK"
+MAX_LINE_SECONDS = 30.0  # a stream line, once begun, must end within this
 
 
 def parse_api_version(text: str) -> tuple[int, int]:
@@ -269,26 +270,62 @@ class EngineClient:
             raise self._map_exc(endpoint, exc) from exc
 
     async def json_lines(self, resp: httpx.Response, endpoint: str) -> AsyncIterator[Any]:
-        """Decode a newline-delimited JSON stream, bounding line length."""
-        buf = b""
+        """Decode a newline-delimited JSON stream.
+
+        A line is bounded in size (MAX_LINE_BYTES) and, once begun, in time (MAX_LINE_SECONDS):
+        dockerd writes each line at once, so a line still incomplete after that long is a peer
+        trickling or stuck mid-write, not an idle stream. A stream that ends in the middle of a
+        line was cut short, and says so instead of dropping the fragment silently.
+        """
+        buf = bytearray()
+        begun = 0.0  # loop time the pending partial line began
+        loop = asyncio.get_running_loop()
+        chunks = resp.aiter_raw().__aiter__()
         try:
-            async for chunk in resp.aiter_raw():
+            while True:
+                try:
+                    if buf:
+                        async with asyncio.timeout(max(0.0, begun + MAX_LINE_SECONDS - loop.time())):
+                            chunk = await chunks.__anext__()
+                    else:
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise ProtocolError(self.name, endpoint,
+                                        f"stream line incomplete after {MAX_LINE_SECONDS:g}s ({len(buf)} bytes"
+                                        " so far): the node is trickling or stuck") from None
+                seen = len(buf)
+                if not buf:
+                    begun = loop.time()
                 buf += chunk
-                if b"\n" not in buf:
-                    if len(buf) > MAX_LINE_BYTES:
-                        raise ProtocolError(self.name, endpoint, f"stream line exceeds {MAX_LINE_BYTES} bytes")
-                    continue
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        try:
-                            yield orjson.loads(line)
-                        except orjson.JSONDecodeError as exc:
-                            raise ProtocolError(self.name, endpoint, f"invalid JSON in stream: {exc}") from exc
+                end = buf.rfind(b"\n", seen)
+                if end >= 0:
+                    lines = bytes(buf[:end]).split(b"\n")
+                    del buf[:end + 1]
+                    begun = loop.time()
+                    for line in lines:
+                        if line.strip():
+                            yield self._json_line(line, endpoint)
+                if len(buf) > MAX_LINE_BYTES:
+                    raise ProtocolError(self.name, endpoint, f"stream line exceeds {MAX_LINE_BYTES} bytes")
+            if buf.strip():
+                try:
+                    last = orjson.loads(buf)
+                except orjson.JSONDecodeError:
+                    raise ProtocolError(self.name, endpoint, f"stream ended in the middle of a line "
+                                        f"({len(buf)} bytes without a newline): truncated") from None
+                yield last
         except EngineError:
             raise
         except Exception as exc:
             raise self._map_exc(endpoint, exc) from exc
+
+    def _json_line(self, line: bytes, endpoint: str) -> Any:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(self.name, endpoint, f"invalid JSON in stream: {exc}") from exc
 
     # -- system --------------------------------------------------------------
 
