@@ -1,0 +1,526 @@
+"""BerthApp: the console. Snapshots in (from the fleet thread), intents out (to console.actions).
+
+`run_app(args)` is what `berth` runs: resolve the inventory (a ConfigError is one
+line on stderr and exit 2, before Textual starts), start the fleet thread, run
+the app, stop the thread. Tests build `BerthApp(feed=None, ...)` and push
+snapshots with `apply_snapshot` or `post_message(SnapshotArrived(snap))`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from rich.markup import escape
+from textual import work
+from textual.app import App, SystemCommand
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+
+from console.config import AlertThresholds, ConfigError, Inventory
+from console.fleet.alerts import Alert, derive_alerts
+from console.fleet.model import ContainerSnapshot, FleetSnapshot, NodeSnapshot, TenantSnapshot
+from console.ui import commandline, operations, registry, themes
+from console.ui.cells import Context
+from console.ui.io import EngineIO
+from console.ui.screens.alerts import AlertsScreen
+from console.ui.screens.audit import AuditScreen
+from console.ui.screens.detail import DetailScreen
+from console.ui.screens.dialogs import ConfirmScreen, PickNodeScreen, TypedConfirmScreen
+from console.ui.screens.fleet import FleetScreen
+from console.ui.screens.help import HelpScreen
+from console.ui.screens.logs import LogsScreen
+
+log = logging.getLogger(__name__)
+
+NOC_ROTATE_SECONDS = 15.0
+DANGEROUS = {"stop", "isolate", "migrate", "drain", "cordon"}
+
+
+class SnapshotArrived(Message):
+    """A new fleet snapshot; a newer one replaces an unprocessed older one (Toolong's can_replace)."""
+
+    def __init__(self, snapshot: FleetSnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotArrived)
+
+
+class ActionProgress(Message):
+    def __init__(self, label: str, progress: Any) -> None:
+        super().__init__()
+        self.label = label
+        self.progress = progress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ActionProgress) and message.label == self.label
+
+
+def describe(target: Any) -> str:
+    if isinstance(target, ContainerSnapshot):
+        return f"{target.name} on {target.node}"
+    if isinstance(target, NodeSnapshot):
+        return f"node {target.name}"
+    return str(target)
+
+
+def _default_engine(inventory: Inventory) -> Callable[[str], Any]:
+    from console.engine.client import EngineClient
+
+    configs = {n.name: n for n in inventory.nodes}
+    return lambda node: EngineClient(configs[node])
+
+
+class BerthApp(App[int]):
+    TITLE = "berth"
+    CSS_PATH = str(themes.css_path())
+    BINDINGS = registry.bindings()
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+
+    def __init__(self, feed: Any = None, inventory: Inventory | None = None, *, read_only: bool = False,
+                 theme: str | None = None, noc: bool = False, actions: Any = None,
+                 clock: Callable[[], float] = time.time, engine: Callable[[str], Any] | None = None,
+                 rotate_every: float = NOC_ROTATE_SECONDS) -> None:
+        super().__init__()
+        self.feed = feed
+        self.inventory = inventory
+        self.noc = noc
+        self.read_only = read_only or noc
+        self.clock = clock
+        self.rotate_every = rotate_every
+        self.thresholds: AlertThresholds = inventory.alerts if inventory is not None else AlertThresholds()
+        self.snapshot: FleetSnapshot | None = None
+        self.alerts: list[Alert] = []
+        self.last_activity = ""
+        if actions is not None:
+            self.ops = operations.wrap(actions)
+        else:
+            self.ops = operations.load(inventory, self.read_only)
+        if engine is None and feed is not None and inventory is not None:
+            engine = _default_engine(inventory)
+        self.engine_io = EngineIO(engine)
+        for t in themes.load_themes().values():
+            self.register_theme(t)
+        self.theme = self.resolve_theme(theme or ("noc" if noc else themes.DEFAULT_THEME))
+        self.fleet = FleetScreen(noc=noc)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def resolve_theme(self, name: str) -> str:
+        if name in self.available_themes:
+            return name
+        raise ValueError(f"unknown theme {name!r} (available: {', '.join(self.theme_names())})")
+
+    def theme_names(self) -> list[str]:
+        ours = [t for t in themes.CYCLE if t in self.available_themes]
+        return ours + sorted(t for t in self.available_themes if t not in ours)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(themes.VARIABLE_DEFAULTS)
+
+    def on_mount(self) -> None:
+        self.push_screen(self.fleet)
+        if self.feed is not None:
+            self._start_feed()
+        self.set_interval(1.0, self._tick)
+        if self.noc and self.rotate_every > 0:
+            self.set_interval(self.rotate_every, self.rotate)
+        if self.snapshot is not None:
+            self.apply_snapshot(self.snapshot)
+
+    @work(thread=True, group="feed")
+    def _start_feed(self) -> None:
+        self.feed.start()
+
+    def on_unmount(self) -> None:
+        self.engine_io.close()
+
+    def deliver(self, snapshot: FleetSnapshot) -> None:
+        """Called on the fleet thread: hand over through the (thread-safe) message queue."""
+        self.post_message(SnapshotArrived(snapshot))
+
+    # -- snapshots -----------------------------------------------------------------
+
+    def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
+        self.apply_snapshot(message.snapshot)
+
+    def context(self, now: float | None = None) -> Context:
+        now = self.clock() if now is None else now
+        th = self.thresholds
+        snap = self.snapshot
+        offset = max(0.0, now - snap.taken_at) if snap is not None else 0.0
+        stale = frozenset(
+            n.name for n in (snap.nodes if snap is not None else ())
+            if not n.up or (n.data_age is not None and n.data_age + offset > th.stale_after)
+        )
+        return Context(now=now, stale_after=th.stale_after, cpu_warn=th.cpu_density, mem_warn=th.mem_density,
+                       cpu_commit_warn=th.cpu_committed, mem_commit_warn=th.mem_committed, stale_nodes=stale,
+                       age_offset=offset)
+
+    def apply_snapshot(self, snap: FleetSnapshot) -> None:
+        """Apply one snapshot to every view in one batch: one repaint per snapshot."""
+        self.snapshot = snap
+        if not self.fleet.is_mounted:
+            return
+        ctx = self.context()
+        self.alerts = derive_alerts(snap, self.thresholds, ctx.now)
+        with self.batch_update():
+            self.fleet.apply(snap, self.alerts, ctx, mode=self.mode_text(), stale_after=self.thresholds.stale_after)
+            screen = self.screen
+            if screen is not self.fleet and isinstance(screen, DetailScreen):
+                screen.apply(snap, ctx)
+
+    def _tick(self) -> None:
+        """Ages move even when no snapshot arrives; a stalled feed must look stale, not live."""
+        snap = self.snapshot
+        if snap is None or not self.fleet.is_mounted:
+            return
+        if self.clock() - snap.taken_at > 2.0:
+            self.apply_snapshot(snap)
+
+    def mode_text(self) -> str:
+        if self.noc:
+            return "  [reverse $accent] NOC [/]"
+        if self.read_only:
+            return "  [reverse $alert-warning] READ-ONLY [/]"
+        return ""
+
+    def rotate(self) -> None:
+        if self.screen is self.fleet:
+            order = ("hosts", "containers", "tenants")
+            self.fleet.show_pane(order[(order.index(self.fleet.current) + 1) % len(order)])
+
+    # -- feedback ----------------------------------------------------------------
+
+    def activity(self, text: str, *, error: bool = False, ok: bool = False) -> None:
+        """One line above the footer (and a toast): refusals, progress, results."""
+        self.last_activity = text
+        if self.fleet.is_mounted:
+            line = self.fleet.query_one("#activity")
+            line.update(text)  # type: ignore[attr-defined]
+            line.display = bool(text)
+            line.set_class(error, "-error")
+            line.set_class(ok, "-ok")
+        if error:
+            self.notify(escape(text), severity="error", timeout=6)
+        elif ok:
+            self.notify(escape(text), timeout=4)
+
+    def on_action_progress(self, message: ActionProgress) -> None:
+        p = message.progress
+        detail = getattr(p, "detail", "") or ""
+        elapsed = getattr(p, "elapsed", None)
+        done = getattr(p, "bytes_done", None)
+        text = f"{message.label}: {getattr(p, 'phase', p)}"
+        if detail:
+            text += f" — {detail}"
+        if done:
+            text += f" ({done / 1024**2:.1f} MiB)"
+        if elapsed is not None:
+            text += f" {elapsed:.1f}s"
+        self.activity(text)
+
+    # -- navigation actions ------------------------------------------------------------
+
+    def _to_fleet(self) -> None:
+        while self.screen is not self.fleet and len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action in _REGISTRY_ACTIONS:
+            return False
+        if action == "logs" and isinstance(self.screen, LogsScreen):
+            return False
+        return True
+
+    def action_show_pane(self, kind: str) -> None:
+        self._to_fleet()
+        self.fleet.show_pane(kind)
+
+    def action_back(self) -> None:
+        if self.screen is self.fleet:
+            self.fleet.back()
+        elif len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_filter(self) -> None:
+        self._to_fleet()
+        self.fleet.open_input("filter")
+
+    def action_command_line(self) -> None:
+        self._to_fleet()
+        self.fleet.open_input("command")
+
+    def action_sort(self, key: str) -> None:
+        self._to_fleet()
+        self.fleet.pane.set_sort(key)
+        self.fleet._update_titles()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.read_only))
+
+    def action_alerts(self) -> None:
+        self.push_screen(AlertsScreen(self.alerts), self.jump_to)
+
+    def on_alert_strip_opened(self, message: Message) -> None:
+        self.action_alerts()
+
+    def action_cycle_theme(self) -> None:
+        names = [t for t in themes.CYCLE if t in self.available_themes]
+        current = names.index(self.theme) if self.theme in names else -1
+        self.set_theme(names[(current + 1) % len(names)])
+
+    def set_theme(self, name: str) -> None:
+        try:
+            self.theme = self.resolve_theme(name)
+        except ValueError as exc:
+            self.activity(str(exc), error=True)
+            return
+        self.activity(f"theme {self.theme}")
+        if self.snapshot is not None:
+            self.apply_snapshot(self.snapshot)
+
+    def action_show_audit(self) -> None:
+        self.push_screen(AuditScreen(self.ops))
+
+    def action_logs(self) -> None:
+        target = self.current_target("container")
+        if target is None:
+            self.activity("logs: select a container first", error=True)
+            return
+        tty = False
+        if isinstance(self.screen, DetailScreen) and self.screen.inspect_doc:
+            tty = bool((self.screen.inspect_doc.get("Config") or {}).get("Tty"))
+        self.push_screen(LogsScreen(target, self.crumb_for(target), tty=tty))
+
+    def open_detail(self, container: ContainerSnapshot) -> None:
+        self.push_screen(DetailScreen(container, self.crumb_for(container)))
+
+    def crumb_for(self, container: ContainerSnapshot) -> str:
+        return self.fleet.breadcrumb() or "Containers"
+
+    def jump_to(self, alert: Alert | None) -> None:
+        if alert is None:
+            return
+        self._to_fleet()
+        kind = {"node": "hosts", "container": "containers", "tenant": "tenants"}.get(alert.subject_kind)
+        if kind is None:
+            return
+        if not self.fleet.focus_row(kind, alert.subject):
+            self.activity(f"{alert.subject} is no longer in the fleet", error=True)
+
+    def run_command_line(self, text: str) -> None:
+        cmd = commandline.parse(text)
+        if cmd.verb == "pane":
+            self.action_show_pane(cmd.arg)
+        elif cmd.verb in ("node", "tenant"):
+            self._to_fleet()
+            if not self.fleet.scope_to(cmd.verb, cmd.arg):
+                self.activity(f"no {cmd.verb} named {cmd.arg!r} (or more than one starts so)", error=True)
+        elif cmd.verb == "theme":
+            self.set_theme(cmd.arg)
+        elif cmd.verb == "sort":
+            self.action_sort(cmd.arg)
+        elif cmd.verb == "filter":
+            self._to_fleet()
+            self.fleet.pane.set_filter(cmd.arg)
+        elif cmd.verb == "alerts":
+            self.action_alerts()
+        elif cmd.verb == "audit":
+            self.action_show_audit()
+        elif cmd.verb == "help":
+            self.action_help()
+        elif cmd.verb == "quit":
+            self.exit(0)
+        else:
+            self.activity(cmd.arg, error=True)
+
+    # -- palette -------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for c in registry.COMMANDS:
+            if c.id == "palette":
+                continue
+            yield SystemCommand(c.label if c.group != "Act" else f"{c.label} (action)",
+                                f"{c.help}  [{c.key_text}]", partial(self.run_action, c.action))
+        for name in self.theme_names():
+            yield SystemCommand(f"Theme: {name}", "Switch the colour theme", partial(self.set_theme, name))
+        if self.snapshot is not None:
+            for n in self.snapshot.nodes:
+                yield SystemCommand(f"Node: {n.name}", f"Containers on {n.name} ({n.state.value})",
+                                    partial(self.run_command_line, f"node {n.name}"))
+            for t in self.snapshot.tenants:
+                yield SystemCommand(f"Tenant: {t.name}", f"Containers of tenant {t.name}",
+                                    partial(self.run_command_line, f"tenant {t.name}"))
+        yield from super().get_system_commands(screen)
+
+    # -- mutating actions ----------------------------------------------------------------
+
+    def current_target(self, needs: str) -> Any | None:
+        """What the key applies to, read once at key-press time."""
+        screen = self.screen
+        row: Any = None
+        if isinstance(screen, DetailScreen | LogsScreen):
+            row = screen.container
+        elif screen is self.fleet:
+            row = self.fleet.selected()
+        if needs == "container":
+            return row if isinstance(row, ContainerSnapshot) else None
+        if needs == "node":
+            if isinstance(row, NodeSnapshot):
+                return row
+            if isinstance(row, ContainerSnapshot) and self.snapshot is not None:
+                return self.snapshot.node(row.node)
+            return None
+        return row
+
+    def action_act(self, command: str) -> None:
+        spec = registry.BY_ID[command]
+        target = self.current_target(spec.needs)
+        if target is None:
+            if isinstance(self.fleet.selected(), TenantSnapshot):
+                self.activity(f"{command}: select a container or host, not a tenant", error=True)
+            else:
+                self.activity(f"{command}: select a {spec.needs} first", error=True)
+            return
+        verb = operations.verb_for(command, target)
+        label = describe(target)
+        if self.read_only:
+            mode = "NOC mode" if self.noc else "read-only mode"
+            self.activity(f"{verb} {label} refused: {mode}, no mutating action is allowed", error=True)
+            return
+        if self.ops.actions is None:
+            self.activity(f"{verb} {label}: {self.ops.unavailable}", error=True)
+            return
+        self.run_action_flow(command, verb, target)
+
+    @work(group="actions")
+    async def run_action_flow(self, command: str, verb: str, target: Any) -> None:
+        actions = self.ops.actions
+        label = describe(target)
+        where = operations.target_text(target)
+        errors = self.ops.errors or (Exception,)
+        try:
+            if command == "migrate":
+                self.activity(f"migrate {label}: ranking target nodes…")
+                ranked = await self.engine_io.run(actions.rank_targets(where))
+                if not ranked:
+                    self.activity(f"migrate {label}: no node can take it", error=True)
+                    return
+                dest = await self.push_screen_wait(PickNodeScreen(f"Migrate {label} to…", ranked))
+                if dest is None:
+                    self.activity(f"migrate {label} cancelled")
+                    return
+                plan = await self.engine_io.run(actions.plan("migrate", where, to=dest))
+            else:
+                plan = await self.engine_io.run(actions.plan(verb, where))
+        except errors as exc:
+            self.activity(f"{verb} {label} refused: {exc}", error=True)
+            return
+        lines = self._target_lines(target) + ["", *getattr(plan, "summary", ())]
+        title = f"{verb.capitalize()} {label}?"
+        if command == "drain":
+            ok = await self.push_screen_wait(TypedConfirmScreen(title, lines, expected=target.name))
+        else:
+            ok = await self.push_screen_wait(ConfirmScreen(title, lines, danger=command in DANGEROUS,
+                                                           confirm=verb.capitalize()))
+        if not ok:
+            self.activity(f"{verb} {label} cancelled")
+            return
+        self.activity(f"{verb} {label}: started")
+        progress_label = f"{verb} {label}"
+
+        def progress(p: Any) -> None:
+            self.post_message(ActionProgress(progress_label, p))
+
+        try:
+            result = await self.engine_io.run(actions.execute(plan, progress=progress))
+        except errors as exc:
+            self.activity(f"{verb} {label} failed: {exc}", error=True)
+            return
+        message = getattr(result, "message", "") or "done"
+        extra = []
+        if getattr(result, "downtime", None) is not None:
+            extra.append(f"downtime {result.downtime:.1f}s")
+        if getattr(result, "audit_id", None):
+            extra.append(f"audit {result.audit_id}")
+        suffix = f" ({', '.join(extra)})" if extra else ""
+        if getattr(result, "ok", False):
+            self.activity(f"✔ {verb} {label}: {message}{suffix}", ok=True)
+        else:
+            self.activity(f"✖ {verb} {label}: {message}{suffix}", error=True)
+
+    def _target_lines(self, target: Any) -> list[str]:
+        if isinstance(target, ContainerSnapshot):
+            return [f"container  {target.name} ({target.short_id})", f"node       {target.node}",
+                    f"tenant     {target.tenant}", f"state      {target.state}"]
+        if isinstance(target, NodeSnapshot):
+            d = target.density
+            return [f"node       {target.name} ({target.state.value})",
+                    f"containers {d.running} running of {d.containers}"]
+        return [str(target)]
+
+
+_REGISTRY_ACTIONS = {c.action.partition("(")[0] for c in registry.COMMANDS}
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def _start_demo() -> tuple[Inventory, Callable[[], None]] | str:
+    """The demo fleet from console.sim, if this build has it; otherwise why not."""
+    try:
+        from console.sim import demo  # type: ignore[attr-defined]
+    except ImportError as exc:
+        return f"--demo needs console.sim.demo ({exc})"
+    start = getattr(demo, "start_demo_fleet", None)
+    if start is None:
+        return "--demo needs console.sim.demo.start_demo_fleet(), which this build lacks"
+    started = start()
+    inventory, closer = started
+    return inventory, closer
+
+
+def run_app(args: argparse.Namespace) -> int:
+    from console.fleet.runner import FleetThread
+
+    closer: Callable[[], None] | None = None
+    try:
+        if getattr(args, "demo", False):
+            demo = _start_demo()
+            if isinstance(demo, str):
+                print(f"berth: {demo}", file=sys.stderr)
+                return 2
+            inventory, closer = demo
+        else:
+            from console.config import resolve_inventory
+
+            inventory = resolve_inventory(getattr(args, "inventory", None))
+    except ConfigError as exc:
+        print(f"berth: {exc}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            app = BerthApp(feed=None, inventory=inventory, read_only=bool(getattr(args, "read_only", False)),
+                           theme=getattr(args, "theme", None), noc=bool(getattr(args, "noc", False)))
+        except ValueError as exc:  # unknown theme
+            print(f"berth: {exc}", file=sys.stderr)
+            return 2
+        feed = FleetThread(inventory, app.deliver)
+        app.feed = feed
+        app.engine_io.factory = app.engine_io.factory or _default_engine(inventory)
+        try:
+            app.run()
+        finally:
+            feed.stop()
+        return app.return_code or 0
+    finally:
+        if closer is not None:
+            closer()

@@ -1,0 +1,83 @@
+"""The UI's side of console.actions: import it if it is there, explain plainly if it is not.
+
+The action bindings exist whether or not the actions package is importable;
+without it they answer "actions unavailable: ..." instead of crashing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionsModule:
+    actions: Any | None  # an console.actions.Actions (or a test double with plan/execute/rank_targets)
+    unavailable: str | None  # why not, for the operator
+    errors: tuple[type[BaseException], ...] = ()  # ActionError, ReadOnlyError when importable
+    read_only_error: type[BaseException] | None = None
+    audit_log: Any | None = None  # the AuditLog class, when importable
+
+
+def load(inventory: Any, read_only: bool) -> ActionsModule:
+    try:
+        from console.actions import ActionError, Actions, ReadOnlyError  # type: ignore[attr-defined]
+    except ImportError as exc:
+        return ActionsModule(None, f"actions unavailable ({exc})")
+    audit = None
+    try:
+        from console.actions import AuditLog  # type: ignore[attr-defined]
+
+        audit = AuditLog
+    except ImportError:
+        pass
+    if inventory is None:
+        return ActionsModule(None, "actions unavailable (no inventory)", (ActionError, ReadOnlyError),
+                             ReadOnlyError, audit)
+    try:
+        actions = Actions(inventory, read_only=read_only)
+    except Exception as exc:  # a broken actions setup must not take the console down
+        log.exception("console.actions failed to start")
+        return ActionsModule(None, f"actions unavailable ({type(exc).__name__}: {exc})")
+    return ActionsModule(actions, None, (ActionError, ReadOnlyError), ReadOnlyError, audit)
+
+
+def wrap(actions: Any) -> ActionsModule:
+    """A test double or a ready Actions object."""
+    errors: tuple[type[BaseException], ...] = ()
+    read_only_error = None
+    audit = None
+    try:
+        from console.actions import ActionError, ReadOnlyError  # type: ignore[attr-defined]
+
+        errors = (ActionError, ReadOnlyError)
+        read_only_error = ReadOnlyError
+        from console.actions import AuditLog  # type: ignore[attr-defined]
+
+        audit = AuditLog
+    except ImportError:
+        pass
+    return ActionsModule(actions, None, errors, read_only_error, audit)
+
+
+def target_text(target: Any) -> str:
+    """The plan() target for a container ("NODE/ID") or a node ("NODE")."""
+    if hasattr(target, "id") and hasattr(target, "node"):
+        return f"{target.node}/{target.id}"
+    return str(getattr(target, "name", target))
+
+
+def verb_for(command: str, target: Any) -> str:
+    """The concrete verb a toggle key means for this target, decided at key-press time."""
+    if command == "stop":
+        return "stop" if getattr(target, "state", "") in ("running", "paused", "restarting") else "start"
+    if command == "pause":
+        return "unpause" if getattr(target, "state", "") == "paused" else "pause"
+    if command == "isolate":
+        return "unisolate" if getattr(target, "isolated", False) else "isolate"
+    if command == "cordon":
+        return "uncordon" if getattr(target, "cordoned", False) else "cordon"
+    return command

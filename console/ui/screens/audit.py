@@ -1,0 +1,61 @@
+"""The audit log of actions (console.actions.AuditLog), read in a thread worker."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+COLUMNS = ("time", "actor", "action", "target", "result", "message")
+
+
+class AuditScreen(Screen[None]):
+    DEFAULT_CSS = """
+    AuditScreen { layout: vertical; }
+    AuditScreen DataTable { height: 1fr; }
+    AuditScreen #audit-status { height: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    def __init__(self, ops: Any) -> None:
+        super().__init__()
+        self.ops = ops
+
+    def compose(self) -> ComposeResult:
+        yield Static("Audit log › newest first   [$text-muted]esc back[/]", classes="detail--title")
+        yield DataTable(id="audit", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="audit-status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for col in COLUMNS:
+            table.add_column(col, key=col)
+        if self.ops.audit_log is None:
+            self.query_one("#audit-status", Static).update(
+                f"[$text-muted]audit log unavailable: {escape(self.ops.unavailable or 'console.actions has no AuditLog')}[/]")
+            return
+        self.load()
+
+    @work(thread=True, exclusive=True, group="audit")
+    def load(self) -> None:
+        try:
+            records = self.ops.audit_log().read(500)
+        except Exception as exc:  # shown, not raised
+            self.app.call_from_thread(self._show_error, str(exc))
+            return
+        self.app.call_from_thread(self._show, records)
+
+    def _show_error(self, text: str) -> None:
+        self.query_one("#audit-status", Static).update(f"[$alert-critical]audit log: {escape(text)}[/]")
+
+    def _show(self, records: list[dict[str, Any]]) -> None:
+        table = self.query_one(DataTable)
+        for i, r in enumerate(reversed(records)):
+            table.add_row(*(str(r.get(c, r.get(f"{c}s", "")) or "") for c in COLUMNS), key=str(i))
+        self.query_one("#audit-status", Static).update(f"[$text-muted]{len(records)} records[/]")

@@ -1,0 +1,141 @@
+"""Container detail: live figures from the snapshot, history graphs, and inspect data from a worker."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Sparkline, Static
+
+from console import fmt
+from console.fleet.model import ContainerSnapshot, FleetSnapshot
+from console.ui.cells import Context, container_state, short_size
+from console.ui.inspect_view import inspect_sections
+from console.ui.widgets.header import FleetHeader
+
+
+def facts_markup(c: ContainerSnapshot, ctx: Context, gone: bool = False) -> str:
+    state = container_state(c)
+    badges = []
+    if c.isolated:
+        badges.append("[reverse $badge-iso] ISOLATED [/]")
+    if c.busy:
+        badges.append(f"[reverse $badge-busy] {escape(c.busy.upper())} [/]")
+    if c.oom_killed:
+        badges.append("[reverse $alert-critical] OOM-KILLED [/]")
+    if gone:
+        badges.append("[reverse $stale] GONE — last known figures [/]")
+    stale = c.node in ctx.stale_nodes
+    cpu = "-" if c.cpu_percent is None else f"{c.cpu_percent:.1f}% of a core"
+    if c.cpu_limit:
+        cpu += f", {fmt.pct(c.cpu_of_limit)} of its {c.cpu_limit:g}-core limit" if c.cpu_percent is not None \
+            else f" (limit {c.cpu_limit:g} cores)"
+    mem = short_size(c.mem_used) + (f" of {short_size(c.mem_limit)}" if c.mem_limit else " (no limit)")
+    if stale:
+        cpu = f"[$stale]{cpu} (node data stale)[/]"
+        mem = f"[$stale]{mem}[/]"
+    uptime = fmt.duration(ctx.now - c.started_at) if c.running and c.started_at else "-"
+    rows = [
+        ("state", f"{escape(state.text)}  {escape(c.status)}" + ("  " + " ".join(badges) if badges else "")),
+        ("node", f"{escape(c.node)}    [$text-muted]tenant[/] {escape(c.tenant)}    [$text-muted]id[/] {c.short_id}"),
+        ("cpu", cpu),
+        ("memory", mem),
+        ("uptime", f"{uptime}    [$text-muted]restarts[/] {c.restart_count}    [$text-muted]health[/] "
+                   f"{escape(c.health or '-')}" + (f"    [$text-muted]exit[/] {c.exit_code}"
+                                                    if c.exit_code is not None and not c.running else "")),
+        ("image", escape(c.image)),
+    ]
+    return "\n".join(f"[$text-muted]{k:>7}[/] {v}" for k, v in rows)
+
+
+class DetailScreen(Screen[None]):
+    DEFAULT_CSS = """
+    DetailScreen { layout: vertical; }
+    DetailScreen #detail-body { height: 1fr; padding: 0 1; }
+    DetailScreen #facts { height: auto; }
+    DetailScreen #graphs { height: auto; margin-top: 1; }
+    DetailScreen #graphs > Vertical { width: 1fr; height: auto; padding-right: 2; }
+    DetailScreen Sparkline { height: 3; width: 1fr; }
+    DetailScreen #inspect { height: auto; margin-top: 1; }
+    DetailScreen .detail--title { height: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    def __init__(self, container: ContainerSnapshot, crumb: str) -> None:
+        super().__init__()
+        self.container = container
+        self.container_id = container.id
+        self.crumb = crumb
+        self.gone = False
+        self.inspect_doc: dict | None = None
+
+    def compose(self) -> ComposeResult:
+        yield FleetHeader(id="header")
+        yield Static(self._title(), classes="detail--title", id="detail-title")
+        with VerticalScroll(id="detail-body"):
+            yield Static("", id="facts")
+            with Horizontal(id="graphs"):
+                with Vertical():
+                    yield Label("CPU cores", id="cpu-label", classes="detail--key")
+                    yield Sparkline([], id="cpu-graph")
+                with Vertical():
+                    yield Label("memory", id="mem-label", classes="detail--key")
+                    yield Sparkline([], id="mem-graph")
+            yield Static("[$text-muted]inspect: loading…[/]", id="inspect")
+        yield Footer(compact=True)
+
+    def _title(self) -> str:
+        return f"{escape(self.crumb)} › [b]{escape(self.container.name)}[/]   [$text-muted]l logs · esc back[/]"
+
+    def on_mount(self) -> None:
+        app = self.app
+        if app.snapshot is not None:  # type: ignore[attr-defined]
+            self.apply(app.snapshot, app.context())  # type: ignore[attr-defined]
+        self.load_inspect()
+
+    def apply(self, snap: FleetSnapshot, ctx: Context) -> None:
+        found = next((c for c in snap.containers if c.id == self.container_id), None)
+        self.gone = found is None
+        if found is not None:
+            self.container = found
+        self.query_one("#facts", Static).update(facts_markup(self.container, ctx, self.gone))
+        self.query_one(FleetHeader).show(snap, ctx.now, mode=self.app.mode_text(),  # type: ignore[attr-defined]
+                                         stale_after=ctx.stale_after)
+        if snap.history is not None:
+            cpu = snap.history.cpu(self.container_id)
+            mem = snap.history.mem(self.container_id)
+            span = fmt.duration(len(cpu))
+            self._graph("cpu", cpu, f"CPU {cpu[-1]:.2f} cores, peak {max(cpu):.2f} ({span})"
+                        if cpu else "CPU: no history yet")
+            self._graph("mem", mem, f"MEM {short_size(mem[-1])}, peak {short_size(max(mem))} ({span})"
+                        if mem else "memory: no history yet")
+
+    def _graph(self, key: str, values: tuple[float, ...], label: str) -> None:
+        width = max(10, self.query_one(f"#{key}-graph").size.width or 60)
+        self.query_one(f"#{key}-graph", Sparkline).data = list(values[-width:])
+        self.query_one(f"#{key}-label", Label).update(escape(label))
+
+    @work(exclusive=True, group="inspect")
+    async def load_inspect(self) -> None:
+        io = self.app.engine_io  # type: ignore[attr-defined]
+        box = self.query_one("#inspect", Static)
+        if not io.available:
+            box.update("[$text-muted]inspect: no engine connection (test or demo data)[/]")
+            return
+        cid = self.container_id
+        try:
+            doc = await io.call(lambda client: client.inspect(cid), self.container.node)
+        except Exception as exc:  # EngineError and friends: shown as state, never raised
+            box.update(f"[$alert-critical]inspect failed:[/] {escape(str(exc))}")
+            return
+        self.inspect_doc = doc
+        lines = []
+        for title, items in inspect_sections(doc):
+            lines.append(f"[b $accent]{title}[/]")
+            lines.extend(f"  {escape(item)}" for item in items)
+        box.update("\n".join(lines))

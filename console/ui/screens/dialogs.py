@@ -1,0 +1,130 @@
+"""Modal dialogs: confirm an action, type a node name to confirm a bulk one, pick a target node.
+
+Every dialog shows what was captured when the key was pressed; nothing here
+reads the live table, so a row moving under the operator's finger changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+DIALOG_CSS = """
+{name} {{ align: center middle; }}
+{name} > .dialog {{ width: 76; max-width: 95%; height: auto; max-height: 90%; padding: 1 2; }}
+{name} .dialog--buttons {{ height: auto; align-horizontal: right; margin-top: 1; }}
+{name} .dialog--buttons Button {{ margin-left: 2; min-width: 10; }}
+{name} .dialog--body {{ height: auto; max-height: 16; }}
+"""
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """y / enter confirms, n / esc cancels; the summary comes from the action's plan."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmScreen")
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Confirm", show=False),
+        Binding("n,escape", "answer(False)", "Cancel", show=False),
+    ]
+
+    def __init__(self, title: str, lines: Sequence[str], *, danger: bool = False, confirm: str = "Confirm") -> None:
+        super().__init__()
+        self.title_text = title
+        self.lines = tuple(lines)
+        self.danger = danger
+        self.confirm_label = confirm
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog -danger" if self.danger else "dialog"):
+            yield Label(escape(self.title_text), classes="dialog--title")
+            with VerticalScroll(classes="dialog--body"):
+                yield Static("\n".join(escape(line) for line in self.lines), id="confirm-summary")
+            yield Label("y / enter: confirm    n / esc: cancel", classes="dialog--hint")
+            with Horizontal(classes="dialog--buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm", Button).focus()
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "confirm")
+
+
+class TypedConfirmScreen(ModalScreen[bool]):
+    """For bulk actions (drain): the operator types the node name; nothing else confirms."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="TypedConfirmScreen")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, title: str, lines: Sequence[str], expected: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.lines = tuple(lines)
+        self.expected = expected
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog -danger"):
+            yield Label(escape(self.title_text), classes="dialog--title")
+            with VerticalScroll(classes="dialog--body"):
+                yield Static("\n".join(escape(line) for line in self.lines))
+            yield Label(f"Type the node name ({escape(self.expected)}) and press enter; esc cancels.",
+                        classes="dialog--hint")
+            yield Input(placeholder=self.expected, id="typed", classes="command-input")
+
+    def on_mount(self) -> None:
+        self.query_one("#typed", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip() == self.expected:
+            self.dismiss(True)
+        else:
+            self.query_one(".dialog--hint", Label).update(
+                f"“{escape(event.value)}” is not {escape(self.expected)}: type it exactly, or esc to cancel.")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class PickNodeScreen(ModalScreen[str | None]):
+    """Migration target picker: nodes ranked best first, with why."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="PickNodeScreen") + """
+    PickNodeScreen OptionList { height: auto; max-height: 14; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, title: str, ranked: Sequence[tuple[str, str]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.ranked = tuple(ranked)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(escape(self.title_text), classes="dialog--title")
+            yield OptionList(*(Option(f"{escape(node)}  [dim]{escape(fit)}[/]", id=node) for node, fit in self.ranked),
+                             id="targets")
+            yield Label("↑↓ choose · enter pick · esc cancel", classes="dialog--hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#targets", OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

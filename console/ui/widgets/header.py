@@ -1,0 +1,131 @@
+"""Fleet summary line, the alerts strip and the NOC wall summary.
+
+All three read the same snapshot and alert list; colours are theme variables
+in markup (`$density-hot`, `$stale`), never literals.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from rich.markup import escape
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Digits, Label, Static
+
+from console.fleet.alerts import Alert, Severity
+from console.fleet.model import FleetSnapshot
+from console.ui.cells import short_size
+
+SEVERITY_MARK = {Severity.CRITICAL: "✖", Severity.WARNING: "▲", Severity.INFO: "●"}
+SEVERITY_STYLE = {Severity.CRITICAL: "$alert-critical", Severity.WARNING: "$alert-warning",
+                  Severity.INFO: "$alert-info"}
+
+
+def density_var(ratio: float, warn: float = 0.9) -> str:
+    return "$density-hot" if ratio > warn else "$density-warm" if ratio > warn * 0.8 else "$density-ok"
+
+
+def summary_markup(snap: FleetSnapshot | None, now: float, *, mode: str, stale_after: float,
+                   width: int) -> str:
+    if snap is None:
+        return f"[b]berth[/] [$text-muted]waiting for the first snapshot…[/]{mode}"
+    age = now - snap.taken_at
+    nodes_up, nodes = snap.nodes_up, len(snap.nodes)
+    node_style = "$density-ok" if nodes_up == nodes else "$alert-critical"
+    parts = [
+        "[b]berth[/]",
+        f"nodes [{node_style}]{nodes_up}/{nodes}[/]",
+        f"run {snap.running}/{len(snap.containers)}",
+        f"cpu [{density_var(snap.cpu_density)}]{snap.cpu_density * 100:.0f}%[/]",
+        f"mem [{density_var(snap.mem_density)}]{snap.mem_density * 100:.0f}%[/]",
+    ]
+    if snap.observer is not None and width >= 70:
+        parts.append(f"[$text-muted]self {snap.observer.cpu_percent:.0f}% {short_size(snap.observer.rss)}[/]")
+    if age > stale_after:
+        parts.append(f"[reverse $stale] DATA {age:.0f}s OLD [/]")
+    elif not snap.complete:
+        parts.append("[$text-muted]warming up[/]")
+    text = "  ".join(parts) + mode
+    if width >= 100:
+        text += "  [$text-muted]" + time.strftime("%H:%M:%S", time.gmtime(snap.taken_at)) + "Z[/]"
+    return text
+
+
+class FleetHeader(Static):
+    DEFAULT_CSS = "FleetHeader { height: 1; width: 1fr; }"
+
+    def show(self, snap: FleetSnapshot | None, now: float, *, mode: str, stale_after: float) -> None:
+        self.update(summary_markup(snap, now, mode=mode, stale_after=stale_after, width=self.size.width or 80))
+
+
+class AlertStrip(Static, can_focus=False):
+    """The most severe alerts on one line (more in NOC); a click opens the alert list."""
+
+    DEFAULT_CSS = "AlertStrip { height: 1; width: 1fr; }"
+
+    class Opened(Message):
+        """The operator asked for the full alert list."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.alerts: list[Alert] = []
+
+    def show(self, alerts: list[Alert]) -> None:
+        self.alerts = alerts
+        if not alerts:
+            self.set_class(False, "-alerting")
+            self.update("[$density-ok]✓ no alerts[/]")
+            return
+        self.set_class(any(a.severity is Severity.CRITICAL for a in alerts), "-alerting")
+        crit = sum(1 for a in alerts if a.severity is Severity.CRITICAL)
+        warn = sum(1 for a in alerts if a.severity is Severity.WARNING)
+        head = f"[b]{len(alerts)} alert{'s' if len(alerts) != 1 else ''}[/]"
+        if crit:
+            head += f" [$alert-critical]{crit}✖[/]"
+        if warn:
+            head += f" [$alert-warning]{warn}▲[/]"
+        items = [f"[{SEVERITY_STYLE[a.severity]}]{SEVERITY_MARK[a.severity]}[/] {escape(a.text)}" for a in alerts]
+        self.update(head + " [$text-muted](a)[/]  " + "  ".join(items))
+
+    def on_click(self, event: events.Click) -> None:
+        self.post_message(self.Opened())
+
+
+class NocSummary(Horizontal):
+    """Big figures for a wall screen: readable from across a room."""
+
+    DEFAULT_CSS = """
+    NocSummary { height: 5; width: 1fr; }
+    NocSummary > Vertical { width: 1fr; height: 5; align-horizontal: center; }
+    NocSummary Label { width: 1fr; content-align: center middle; text-style: bold; }
+    NocSummary Digits { width: auto; }
+    """
+    FIGURES: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("nodes", "NODES UP"), ("running", "RUNNING"), ("cpu", "FLEET CPU"), ("mem", "FLEET MEM"),
+        ("alerts", "ALERTS"),
+    )
+
+    def compose(self) -> ComposeResult:
+        for key, label in self.FIGURES:
+            with Vertical(id=f"noc-{key}"):
+                yield Label(label)
+                yield Digits("-", id=f"noc-digits-{key}")
+
+    def show(self, snap: FleetSnapshot | None, alerts: list[Alert]) -> None:
+        if snap is None:
+            return
+        values = {
+            "nodes": (f"{snap.nodes_up}/{len(snap.nodes)}", snap.nodes_up < len(snap.nodes)),
+            "running": (str(snap.running), False),
+            "cpu": (f"{snap.cpu_density * 100:.0f}%", snap.cpu_density > 0.9),
+            "mem": (f"{snap.mem_density * 100:.0f}%", snap.mem_density > 0.9),
+            "alerts": (str(len(alerts)), any(a.severity is Severity.CRITICAL for a in alerts)),
+        }
+        for key, (text, bad) in values.items():
+            digits = self.query_one(f"#noc-digits-{key}", Digits)
+            digits.update(text)
+            digits.set_class(bad, "-bad")
