@@ -492,6 +492,8 @@ class SimDaemon:
         for key, value in user.items():
             if key in hc and value is not None:
                 hc[key] = value
+        if user.get("Init") is not None:
+            hc["Init"] = bool(user["Init"])  # a *bool with omitempty: present only when set
         if not hc["NetworkMode"]:
             hc["NetworkMode"] = "default"
         if hc["RestartPolicy"] is None:

@@ -1,0 +1,278 @@
+"""The Engine API contract Berth relies on, checked identically against simulated nodes and a real dockerd.
+
+If a check passes on "real" and fails on "sim-*", the simulator lies; if it fails on
+"real", Berth's assumptions about dockerd are wrong. Either way the demo and the
+benchmarks would stop meaning anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+from contract_support import API, Engine, keys_of, wait_for
+
+from console.engine.stats import cpu_percent, decode
+from console.fleet.poller import parse_time
+
+MiB = 1024 * 1024
+
+
+def test_ping_carries_the_engine_headers(engine: Engine, api: httpx.Client) -> None:
+    for method, path in (("GET", "/_ping"), ("HEAD", "/_ping"), ("GET", f"{API}/_ping")):
+        r = api.request(method, path)
+        assert r.status_code == 200
+        assert r.headers["Api-Version"] == "1.41"
+        assert r.headers["Server"].startswith("Docker/20.10") and r.headers["Server"].endswith("(linux)")
+        assert r.headers["Ostype"] == "linux" and r.headers["Docker-Experimental"] == "false"
+        assert r.headers["Cache-Control"] == "no-cache, no-store, must-revalidate"
+        assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert r.content == (b"" if method == "HEAD" else b"OK")
+
+
+def test_info_and_version_have_the_keys_and_types_berth_reads(engine: Engine, api: httpx.Client) -> None:
+    info = api.get(f"{API}/info").json()
+    for key, kind in (("NCPU", int), ("MemTotal", int), ("ServerVersion", str), ("KernelVersion", str),
+                      ("OperatingSystem", str), ("CgroupDriver", str), ("SystemTime", str), ("Containers", int),
+                      ("ContainersRunning", int), ("ContainersPaused", int), ("ContainersStopped", int),
+                      ("Name", str), ("ID", str), ("Labels", list), ("OSType", str), ("NEventsListener", int)):
+        assert isinstance(info[key], kind), (key, info[key])
+    assert info["CgroupVersion"] in ("1", "2") and info["CgroupVersion"] == engine.cgroup
+    assert info["Containers"] == info["ContainersRunning"] + info["ContainersPaused"] + info["ContainersStopped"]
+    assert info["NCPU"] > 0 and info["MemTotal"] > 0
+    system_time = parse_time(info["SystemTime"])
+    assert system_time is not None and abs(system_time - time.time()) < 60
+    version = api.get(f"{API}/version").json()
+    assert version["ApiVersion"] == "1.41" and version["MinAPIVersion"] == "1.12"
+    assert version["Version"].startswith("20.10") and isinstance(version["Components"], list)
+    assert {"Version", "ApiVersion", "MinAPIVersion", "GitCommit", "GoVersion", "Os", "Arch", "KernelVersion",
+            "BuildTime", "Platform", "Components"} <= version.keys()
+
+
+def test_container_list_items_have_the_keys_and_types_berth_reads(
+        engine: Engine, api: httpx.Client, cleanup: list[str]) -> None:
+    cid, name = engine.run(api, ["sleep", "100000"])
+    cleanup.append(cid)
+    items = api.get(f"{API}/containers/json", params={"all": "1"}).json()
+    assert isinstance(items, list) and items
+    expected = {"Id": str, "Names": list, "Image": str, "ImageID": str, "Command": str, "Created": int,
+                "Ports": list, "Labels": dict, "State": str, "Status": str, "HostConfig": dict,
+                "NetworkSettings": dict, "Mounts": list}
+    for item in items:
+        assert set(item) == set(expected)
+        for key, kind in expected.items():
+            assert isinstance(item[key], kind), (key, item[key])
+        assert item["Names"][0].startswith("/")
+        assert item["State"] in ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+    mine = next(i for i in items if i["Id"] == cid)
+    assert mine["Names"] == [f"/{name}"] and mine["State"] == "running" and mine["Status"].startswith("Up ")
+    assert mine["Labels"]["tenant"] == "contract" and mine["Command"] == "sleep 100000"
+    filtered = api.get(f"{API}/containers/json",
+                       params={"all": "1", "filters": json.dumps({"label": ["purpose=berth-test"], "name": [name]})})
+    assert [i["Id"] for i in filtered.json()] == [cid]
+
+
+def test_inspect_has_state_limits_config_and_networks(engine: Engine, api: httpx.Client, cleanup: list[str]) -> None:
+    cid, name = engine.run(api, ["sleep", "100000"], NanoCpus=500_000_000, Memory=64 * MiB,
+                           RestartPolicy={"Name": "on-failure", "MaximumRetryCount": 3})
+    cleanup.append(cid)
+    for ref in (cid, name, cid[:12]):
+        doc = api.get(f"{API}/containers/{ref}/json").json()
+        assert doc["Id"] == cid
+    assert doc["Name"] == f"/{name}" and isinstance(doc["RestartCount"], int)
+    state = doc["State"]
+    assert state["Status"] == "running" and state["Running"] is True and state["OOMKilled"] is False
+    assert isinstance(state["ExitCode"], int) and isinstance(state["Pid"], int) and state["Pid"] > 0
+    started = parse_time(state["StartedAt"])
+    assert started is not None and abs(started - time.time()) < 120
+    assert parse_time(state["FinishedAt"]) is None  # the zero time
+    hc = doc["HostConfig"]
+    assert (hc["NanoCpus"], hc["Memory"], hc["CpuQuota"], hc["CpuPeriod"]) == (500_000_000, 64 * MiB, 0, 0)
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert hc["NetworkMode"] == "default"
+    config = doc["Config"]
+    assert config["Image"] == "berth/busybox:test" and config["Cmd"] == ["sleep", "100000"]
+    assert "PATH=/bin" in config["Env"] and config["Labels"] == {"tenant": "contract", "purpose": "berth-test"}
+    assert isinstance(doc["NetworkSettings"]["Networks"], dict) and doc["NetworkSettings"]["Networks"]
+    for ep in doc["NetworkSettings"]["Networks"].values():
+        assert {"NetworkID", "EndpointID", "IPAddress", "Aliases", "IPAMConfig"} <= ep.keys()
+
+
+def test_stats_decode_and_give_a_plausible_cpu_percent(engine: Engine, api: httpx.Client,
+                                                        cleanup: list[str]) -> None:
+    cid, _ = engine.run(api, ["sh", "-c", "while :; do :; done"], NanoCpus=500_000_000, Memory=64 * MiB)
+    cleanup.append(cid)
+    samples: list[dict[str, Any]] = []
+    with api.stream("GET", f"{API}/containers/{cid}/stats", params={"stream": "1"}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            samples.append(json.loads(line))
+            if len(samples) == 4:
+                break
+    decoded = [decode(s) for s in samples]
+    pct = cpu_percent(decoded[2], decoded[3])  # past the first, partial second
+    assert pct is not None and 0 < pct <= 50 * 1.15  # capped at half a core
+    last = decoded[3]
+    assert last.online_cpus == api.get(f"{API}/info").json()["NCPU"]
+    assert last.mem_limit == 64 * MiB and 0 < last.mem_used <= last.mem_usage <= last.mem_limit
+    mem_stats = samples[3]["memory_stats"]["stats"]
+    if engine.cgroup == "1":
+        assert "total_inactive_file" in mem_stats and "percpu_usage" in samples[3]["cpu_stats"]["cpu_usage"]
+    else:
+        assert "inactive_file" in mem_stats and "percpu_usage" not in samples[3]["cpu_stats"]["cpu_usage"]
+    assert samples[0]["preread"] == "0001-01-01T00:00:00Z"
+    assert samples[3]["preread"] == samples[2]["read"]
+    one = api.get(f"{API}/containers/{cid}/stats", params={"stream": "false", "one-shot": "true"}).json()
+    assert one["preread"] == "0001-01-01T00:00:00Z" and one["precpu_stats"]["cpu_usage"]["total_usage"] == 0
+    decode(one)
+    settled = api.get(f"{API}/containers/{cid}/stats", params={"stream": "false"}).json()
+    assert settled["precpu_stats"]["cpu_usage"]["total_usage"] > 0
+    assert keys_of(settled) == keys_of(samples[3])
+
+
+def test_stats_of_a_stopped_container_are_the_empty_sample(engine: Engine, api: httpx.Client,
+                                                             cleanup: list[str]) -> None:
+    cid, _ = engine.run(api, ["sh", "-c", "exit 0"])
+    cleanup.append(cid)
+    wait_for(lambda: api.get(f"{API}/containers/{cid}/json").json()["State"]["Status"] == "exited")
+    doc = api.get(f"{API}/containers/{cid}/stats", params={"stream": "false"}).json()
+    assert doc["read"] == "0001-01-01T00:00:00Z" and doc["memory_stats"] == {} and doc["pids_stats"] == {}
+    assert doc["cpu_stats"]["cpu_usage"]["total_usage"] == 0 and doc["id"] == cid
+    sample = decode(doc)
+    assert (sample.cpu_total, sample.system_cpu) == (0, 0)  # what the poller skips
+
+
+def test_events_after_a_start_and_stop(engine: Engine, api: httpx.Client, cleanup: list[str]) -> None:
+    since = f"{time.time() - 1:.9f}"
+    cid, name = engine.run(api, ["sleep", "100000"])
+    cleanup.append(cid)
+    assert api.post(f"{API}/containers/{cid}/stop", params={"t": "5"}).status_code == 204
+    assert api.post(f"{API}/containers/{cid}/stop").status_code == 304
+    until = f"{time.time() + 0.5:.9f}"
+    r = api.get(f"{API}/events", params={"since": since, "until": until,
+                                         "filters": json.dumps({"container": [cid], "type": ["container"]})})
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+    events = [json.loads(line) for line in r.text.splitlines()]
+    assert [e["Action"] for e in events] == ["create", "start", "kill", "die", "stop"]
+    for e in events:
+        assert list(e) == ["status", "id", "from", "Type", "Action", "Actor", "scope", "time", "timeNano"]
+        assert (e["status"], e["id"], e["from"], e["Type"], e["scope"]) == (
+            e["Action"], cid, "berth/busybox:test", "container", "local")
+        assert e["Actor"]["ID"] == cid and e["time"] == e["timeNano"] // 1_000_000_000
+        attrs = e["Actor"]["Attributes"]
+        assert (attrs["name"], attrs["image"], attrs["tenant"]) == (name, "berth/busybox:test", "contract")
+    assert [e["timeNano"] for e in events] == sorted(e["timeNano"] for e in events)
+    kill, die = events[2]["Actor"]["Attributes"], events[3]["Actor"]["Attributes"]
+    assert kill["signal"] == "15" and die["exitCode"].isdigit()
+    # since is inclusive to the nanosecond: resuming from the die event gives die and stop again
+    resume = f"{events[3]['timeNano'] // 10**9}.{events[3]['timeNano'] % 10**9:09d}"
+    again = api.get(f"{API}/events", params={"since": resume, "until": until,
+                                             "filters": json.dumps({"container": [cid]})}).text.splitlines()
+    assert [json.loads(x)["Action"] for x in again if json.loads(x)["Type"] == "container"] == ["die", "stop"]
+
+
+def test_live_events_arrive_while_streaming(engine: Engine, api: httpx.Client, cleanup: list[str]) -> None:
+    with engine.http() as watcher, watcher.stream(
+            "GET", f"{API}/events", params={"filters": json.dumps({"type": ["container"], "event": ["create"]})}) as r:
+        assert r.status_code == 200
+        cid, name = engine.run(api, ["sleep", "100000"])
+        cleanup.append(cid)
+        first = json.loads(next(r.iter_lines()))
+    assert first["Action"] == "create" and first["Actor"]["Attributes"]["name"] == name
+
+
+def test_error_shapes_and_codes(engine: Engine, api: httpx.Client, cleanup: list[str]) -> None:
+    def expect(r: httpx.Response, status: int, message: str | None = None) -> None:
+        assert r.status_code == status, (r.request.method, r.request.url, r.status_code, r.text)
+        if message is not None:
+            assert r.headers["Content-Type"] == "application/json"
+            assert r.json() == {"message": message}
+
+    expect(api.get(f"{API}/containers/nope-contract/json"), 404, "No such container: nope-contract")
+    expect(api.post(f"{API}/containers/nope-contract/start"), 404, "No such container: nope-contract")
+    expect(api.get(f"{API}/no/such/endpoint"), 404, "page not found")
+    expect(api.get(f"{API}/containers/json", params={"filters": json.dumps({"status": ["bogus"]})}), 400,
+           "Invalid filter 'status=bogus'")
+    expect(api.post(f"{API}/containers/create", params={"name": "x1"}, json={"Image": "nope:1"}), 404,
+           "No such image: nope:1")
+    expect(api.post(f"{API}/containers/create", params={"name": "b@d"}, json={"Image": "berth/busybox:test"}),
+           400, "Invalid container name (b@d), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    cid, name = engine.run(api, ["sleep", "100000"])
+    cleanup.append(cid)
+    expect(api.post(f"{API}/containers/{cid}/start"), 304)
+    expect(api.post(f"{API}/containers/create", params={"name": name}, json={"Image": "berth/busybox:test"}), 409,
+           f'Conflict. The container name "/{name}" is already in use by container "{cid}". '
+           f"You have to remove (or rename) that container to be able to reuse that name.")
+    expect(api.delete(f"{API}/containers/{cid}"), 409,
+           f"You cannot remove a running container {cid}. Stop the container before attempting removal or "
+           f"force remove")
+    expect(api.post(f"{API}/containers/{cid}/unpause"), 500, f"Container {cid} is not paused")
+    expect(api.post(f"{API}/containers/{cid}/pause"), 204)
+    expect(api.post(f"{API}/containers/{cid}/pause"), 409, f"Container {cid} is already paused")
+    expect(api.post(f"{API}/containers/{cid}/start"), 409, "cannot start a paused container, try unpause instead")
+    expect(api.post(f"{API}/containers/{cid}/unpause"), 204)
+    expect(api.post(f"{API}/containers/{cid}/kill", params={"signal": "BOGUS"}), 400, "Invalid signal: BOGUS")
+    expect(api.post(f"{API}/containers/{cid}/kill"), 204)
+    wait_for(lambda: not api.get(f"{API}/containers/{cid}/json").json()["State"]["Running"])
+    expect(api.post(f"{API}/containers/{cid}/stop"), 304)
+    expect(api.post(f"{API}/containers/{cid}/pause"), 409, f"Container {cid} is not running")
+    expect(api.post(f"{API}/containers/{cid}/kill"), 409,
+           f"Cannot kill container: {cid}: Container {cid} is not running")
+    expect(api.get(f"{API}/containers/{cid}/top"), 409, f"Container {cid} is not running")
+    expect(api.get(f"{API}/containers/{cid}/logs"), 400, "Bad parameters: you must choose at least one stream")
+    expect(api.post(f"{API}/containers/{cid}/rename", params={"name": name}), 400,
+           "Renaming a container with the same name as its current name")
+    expect(api.get(f"{API}/networks/nope-contract"), 404, "network nope-contract not found")
+    expect(api.delete(f"{API}/networks/host"), 403, "host is a pre-defined network and cannot be removed")
+    expect(api.get("/v1.99/info"), 400, "client version 1.99 is too new. Maximum supported API version is 1.41")
+    since, until = str(int(time.time())), str(int(time.time()) - 100)
+    expect(api.get(f"{API}/events", params={"since": since, "until": until}), 400,
+           f"`since` time ({since}) cannot be after `until` time ({until})")
+
+
+def test_an_isolation_network_round_trip(engine: Engine, api: httpx.Client, cleanup: list[str]) -> None:
+    cid, name = engine.run(api, ["sleep", "100000"])
+    cleanup.append(cid)
+    net_name = f"iso-{cid[:8]}"
+    r = api.post(f"{API}/networks/create", json={"Name": net_name, "Internal": True, "CheckDuplicate": True,
+                                                  "Labels": {"berth.role": "isolation", "berth.target": cid[:12]}})
+    assert r.status_code == 201 and set(r.json()) == {"Id", "Warning"}
+    net = r.json()["Id"]
+    try:
+        dup = api.post(f"{API}/networks/create", json={"Name": net_name, "CheckDuplicate": True})
+        assert dup.status_code == 409 and dup.json() == {"message": f"network with name {net_name} already exists"}
+        listed = api.get(f"{API}/networks", params={"filters": json.dumps({"label": [f"berth.target={cid[:12]}"]})})
+        assert [n["Id"] for n in listed.json()] == [net]
+        assert listed.json()[0]["Internal"] is True and listed.json()[0]["Labels"]["berth.role"] == "isolation"
+        assert api.post(f"{API}/networks/{net}/connect",
+                        json={"Container": cid, "EndpointConfig": {"Aliases": ["quarantined"]}}).status_code == 200
+        again = api.post(f"{API}/networks/{net}/connect", json={"Container": cid})
+        assert again.status_code == 403
+        assert again.json() == {"message": f"endpoint with name {name} already exists in network {net_name}"}
+        inspected = api.get(f"{API}/networks/{net_name}").json()
+        assert list(inspected["Containers"]) == [cid]
+        endpoint = api.get(f"{API}/containers/{cid}/json").json()["NetworkSettings"]["Networks"][net_name]
+        assert endpoint["NetworkID"] == net and "quarantined" in endpoint["Aliases"]
+        busy = api.delete(f"{API}/networks/{net}")
+        assert busy.status_code == 403 and busy.json() == {
+            "message": f"error while removing network: network {net_name} id {net} has active endpoints"}
+        assert api.post(f"{API}/networks/{net}/disconnect", json={"Container": cid}).status_code == 200
+    finally:
+        api.post(f"{API}/networks/{net}/disconnect", json={"Container": cid, "Force": True})
+        assert api.delete(f"{API}/networks/{net}").status_code == 204
+
+
+def test_logs_are_multiplexed_for_non_tty_containers(engine: Engine, api: httpx.Client, cleanup: list[str]) -> None:
+    cid, _ = engine.run(api, ["sleep", "100000"])
+    cleanup.append(cid)
+    r = api.get(f"{API}/containers/{cid}/logs", params={"stdout": "1", "stderr": "1", "tail": "10"})
+    assert r.status_code == 200 and "Content-Type" not in r.headers
+    data = r.content
+    while data:  # a silent container has no frames; any frame must have the 8-byte header
+        assert data[0] in (1, 2) and data[1:4] == b"\0\0\0"
+        data = data[8 + int.from_bytes(data[4:8], "big"):]
+    top = api.get(f"{API}/containers/{cid}/top").json()
+    assert top["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert any("sleep" in row[-1] for row in top["Processes"])
