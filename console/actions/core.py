@@ -170,8 +170,9 @@ class Actions:
                             str((doc.get("State") or {}).get("Status") or target.state))
             if not (action == "migrate" and params.get("finalize")):
                 holder = await NodeLock.holder(client, doc["Id"])
-                if holder is not None:
-                    raise ActionError(f"{target.label} is {NodeLock.describe(holder)}")
+                if holder is not None and not (params.get("break_stale") and NodeLock.age(holder) > float(
+                        params.get("stale_after") or STALE_AFTER)):
+                    raise ActionError(f"{target.label} is {NodeLock.explain(holder)}")
             if action in SIMPLE:
                 return self._plan_simple(action, target, doc, params)
             return await getattr(self, f"_plan_{action}")(target, client, doc, params)

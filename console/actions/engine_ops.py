@@ -104,7 +104,7 @@ async def wait_up(client: EngineClient, cid: str, *, healthy: bool, timeout: flo
             raise RuntimeError(f"not {'healthy' if healthy else 'running'} within {timeout:g}s (state {status}, "
                                f"health {health})")
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
+        delay = min(delay * 1.5, 0.1 if time.monotonic() < deadline - timeout + 5 else 0.5)
 
 
 # -- networks -----------------------------------------------------------------
@@ -260,6 +260,15 @@ async def copy_path(src: EngineClient, src_cid: str, path: str, dst: EngineClien
         finally:
             await out.aclose()
     return tar
+
+
+async def stat_path(client: EngineClient, cid: str, path: str) -> dict[str, Any] | None:
+    """`HEAD /containers/{id}/archive`: name, size, mode, mtime, linkTarget of one path (None: absent)."""
+    try:
+        async with client.stream("HEAD", f"/containers/{q(cid)}/archive", params={"path": path}) as resp:
+            return path_stat(resp.headers.get("X-Docker-Container-Path-Stat"))
+    except NotFound:
+        return None
 
 
 async def put_archive(client: EngineClient, cid: str, path: str, data: bytes) -> None:

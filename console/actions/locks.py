@@ -9,6 +9,7 @@ container's busy badge.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,19 @@ class NodeLock:
             since = "?"
         return (f"locked by {labels.get(ops.OWNER, '?')} doing {labels.get(ops.ACTION, '?')} since {since}")
 
+    @classmethod
+    def explain(cls, labels: dict[str, str], stale_after: float = STALE_AFTER) -> str:
+        hint = (f" (stale: older than {stale_after / 60:g} min, --break-stale breaks it)"
+                if cls.age(labels) > stale_after else "")
+        return cls.describe(labels) + hint
+
+    @staticmethod
+    def age(labels: dict[str, str]) -> float:
+        try:
+            return time.time() - float(labels.get(ops.SINCE, "0"))
+        except ValueError:
+            return 0.0
+
     @staticmethod
     async def holder(client: EngineClient, cid: str) -> dict[str, str] | None:
         """Labels of the lock on ``cid``, or None when it is free."""
@@ -62,24 +76,28 @@ class NodeLock:
             "NetworkDisabled": True,
             "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}},
         }
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             try:
                 self.lock_id = await ops.create_container(self.client, lock_name(self.cid), body)
                 return
             except Conflict:
-                labels = await self.holder(self.client, self.cid)
-                if labels is None and attempt == 1:
-                    continue  # released between our create and our look
-                labels = labels or {}
-                try:
-                    age = time.time() - float(labels.get(ops.SINCE, "0"))
-                except ValueError:
-                    age = 0.0
+                # The daemon reserves the name before the container can be inspected: give the
+                # other console's create a moment to land before reading who holds the lock.
+                labels = None
+                for _ in range(40):
+                    labels = await self.holder(self.client, self.cid)
+                    if labels is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                if labels is None:
+                    continue  # released meanwhile: try again
+                age = self.age(labels)
                 if break_stale and age > stale_after and attempt == 1:
                     await ops.remove_container(self.client, lock_name(self.cid))
                     continue
-                hint = f" (stale: older than {stale_after / 60:g} min, may be broken)" if age > stale_after else ""
-                raise ActionError(f"{self.client.name}: {self.cid[:12]} is {self.describe(labels)}{hint}") from None
+                raise ActionError(f"{self.client.name}: {self.cid[:12]} is {self.explain(labels, stale_after)}"
+                                  ) from None
+        raise ActionError(f"{self.client.name}: {self.cid[:12]} is locked by another console")
 
     async def release(self) -> None:
         if self.lock_id is not None:

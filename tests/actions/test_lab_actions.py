@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
@@ -340,3 +341,47 @@ async def test_cli_migrate_prints_progress_and_audit_shows_it(lab: Lab, tmp_path
     again = berth("isolate", "cli-web", "--yes", inventory=inv, state=tmp_path)
     assert again.returncode == 3 and "already isolated" in again.stderr
     assert berth("unisolate", "cli-web", "--yes", inventory=inv, state=tmp_path).returncode == 0
+
+
+async def test_final_pass_catches_late_appends_and_deletions_in_a_large_volume(lab: Lab, actions: Actions) -> None:
+    c = run(lab, N1, "store", volumes={"storedata": {"bind": "/data", "mode": "rw"}})
+    c.exec_run(["sh", "-c", "dd if=/dev/urandom of=/data/big bs=1M count=16 2>/dev/null; echo v > /data/victim"])
+    await asyncio.sleep(1.5)  # older than the pre-copy: the final pass must notice the change itself
+
+    def late(container, script):
+        def hook(p):
+            if p.phase == "switch" and p.detail.startswith("stopping"):
+                container.exec_run(["sh", "-c", script])
+        return hook
+
+    # Few large files: the final pass stats paths instead of reading 16 MB again.
+    result = await actions.execute(await actions.plan("migrate", "store", to=N2),
+                                   late(c, "echo tail >> /data/big"))
+    assert result.ok, result.message
+    t = dk(lab, N2).containers.get("store")
+    assert _sha(read_file(t, "/data/big")) == _sha(read_file(c, "/data/big"))
+    assert read_file(t, "/data/big").endswith(b"tail\n")
+
+    # A deletion in the window cannot be replayed through the archive API: the target is rebuilt.
+    await asyncio.sleep(1.5)
+    seen = []
+    result = await actions.execute(await actions.plan("migrate", f"{N2}/store", to=N3),
+                                   lambda p: (seen.append(p.detail), late(t, "rm /data/victim")(p)))
+    assert result.ok, result.message
+    assert any("copying again in full" in d for d in seen)
+    u = dk(lab, N3).containers.get("store")
+    with pytest.raises(docker.errors.NotFound):
+        read_file(u, "/data/victim")
+    assert _sha(read_file(u, "/data/big")) == _sha(read_file(c, "/data/big"))
+
+
+async def test_a_lock_left_by_a_crashed_console_refuses_until_broken_when_stale(lab: Lab, actions: Actions) -> None:
+    c = run(lab, N1, "held")
+    dk(lab, N1).containers.create(BUSYBOX_REF, ["x"], name=f"berth-lock-{c.id[:12]}", network_mode="none", labels={
+        "berth.role": "lock", "berth.target": c.id, "berth.action": "restart", "berth.owner": "gone@elsewhere",
+        "berth.since": str(time.time() - 3600)})
+    with pytest.raises(ActionError, match=r"locked by gone@elsewhere doing restart since .* \(stale"):
+        await actions.plan("restart", "held")
+    result = await actions.execute(await actions.plan("restart", "held", break_stale=True))
+    assert result.ok, result.message
+    assert [x.name for x in dk(lab, N1).containers.list(all=True)] == ["held"]
