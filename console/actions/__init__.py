@@ -5,6 +5,14 @@ No Textual here: the TUI and the CLI both call ``Actions`` (resolve -> plan -> e
 
 from console.actions.audit import AuditLog
 from console.actions.core import Actions
-from console.actions.types import ACTIONS, ActionError, Plan, Progress, ReadOnlyError, Result, Target
+from console.actions.types import (
+    ACTIONS,
+    ActionError,
+    Plan,
+    Progress,
+    ReadOnlyError,
+    Result,
+    Target,
+)
 
 __all__ = ["ACTIONS", "ActionError", "Actions", "AuditLog", "Plan", "Progress", "ReadOnlyError", "Result", "Target"]

@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def whoami() -> str:
     if not user:
         try:
             user = getpass.getuser()
-        except Exception:  # no passwd entry (containers): fall back to the uid
+        except (KeyError, OSError):  # no passwd entry (containers): fall back to the uid
             user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
 
@@ -67,7 +67,7 @@ class AuditLog:
         })
         return audit_id
 
-    def end(self, audit_id: str, ok: bool, phases: list[Mapping[str, Any]] | None = None, error: str | None = None,
+    def end(self, audit_id: str, ok: bool, phases: Sequence[Mapping[str, Any]] | None = None, error: str | None = None,
             duration: float | None = None, details: Mapping[str, Any] | None = None) -> None:
         now = time.time()
         self._append({

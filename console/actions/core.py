@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from console.actions import engine_ops as ops
 from console.actions.audit import AuditLog
-from console.actions.isolation import isolate, isolation_state, network_mode_refusal, unisolate
+from console.actions.isolation import (
+    isolate,
+    isolation_state,
+    network_mode_refusal,
+    unisolate,
+)
 from console.actions.locks import STALE_AFTER, NodeLock
 from console.actions.migrate import Migration, preflight, summary
 from console.actions.placement import Need, NodeLoad, fit_line, fit_problems, load_node
@@ -37,6 +43,7 @@ from console.engine.errors import EngineError
 
 ProgressFn = Callable[[Progress], None]
 CORDON_NET = "berth-cordon"
+log = logging.getLogger(__name__)
 SIMPLE = {"restart": "restarted", "stop": "stopped", "start": "started", "pause": "paused", "unpause": "unpaused"}
 
 
@@ -73,7 +80,7 @@ class Actions:
         clients, self._clients = list(self._clients.values()), {}
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
 
-    async def __aenter__(self) -> Actions:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -221,10 +228,10 @@ class Actions:
                 raise ActionError(f"--memory: {exc}") from None
         if params.get("cpus") is not None and float(params["cpus"]) <= 0:
             raise ActionError("--cpus must be positive")
-        nets = list(((doc.get("NetworkSettings") or {}).get("Networks") or {}))
+        nets = list((doc.get("NetworkSettings") or {}).get("Networks") or {})
         lines = self._head(target, doc) + [
-            f"effect: record logs/processes/ports/diff, disconnect from {', '.join(nets) or 'no network'}, "
-            f"attach to internal network berth-q-{target.id[:12]} (no egress), restart policy -> no",
+            (f"effect: record logs/processes/ports/diff, disconnect from {', '.join(nets) or 'no network'}, "
+            f"attach to internal network berth-q-{target.id[:12]} (no egress), restart policy -> no"),
         ]
         if params.get("freeze"):
             lines.append("effect: freeze (pause)")
@@ -244,8 +251,8 @@ class Actions:
         when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(float(state.get("when") or 0)))
         lines = self._head(target, doc) + [
             f"isolated by {state.get('who', '?')} at {when}: {mask_text(str(state.get('why') or '(no reason)'))}",
-            f"effect: reconnect {', '.join(state.get('networks') or {}) or 'no network'}, restart policy "
-            f"{(state.get('restart_policy') or {}).get('Name') or 'no'}, limits as before, remove the quarantine",
+            (f"effect: reconnect {', '.join(state.get('networks') or {}) or 'no network'}, restart policy "
+            f"{(state.get('restart_policy') or {}).get('Name') or 'no'}, limits as before, remove the quarantine"),
         ]
         return Plan("unisolate", target, params, tuple(lines))
 
@@ -387,8 +394,8 @@ class Actions:
             if progress is not None:
                 try:
                     progress(Progress(phase, detail, moved, time.monotonic() - started))
-                except Exception:  # a broken progress display must not break the action
-                    pass
+                except Exception:
+                    log.debug("progress callback failed", exc_info=True)
 
         def count(n: int) -> None:
             nonlocal moved
@@ -402,7 +409,8 @@ class Actions:
             ok, message, downtime, details = await handler(plan, emit, count, phases)
         except (ActionError, EngineError, RuntimeError) as exc:
             ok, message = False, f"{plan.action} {plan.target.label} failed: {_short(str(exc))}"
-        except Exception as exc:  # a bug: recorded, then reported as one line
+        except Exception as exc:
+            log.exception("%s %s: internal error", plan.action, plan.target.label)
             ok, message = False, f"{plan.action} {plan.target.label}: internal error: {type(exc).__name__}: {exc}"
         duration = time.monotonic() - started
         if moved:
@@ -558,8 +566,8 @@ class Actions:
             notes = await mig.rollback()
             mig._phase("rollback", "SOURCE NOT RESTARTED" not in " ".join(notes), t, notes=notes)
             mig.details["rolled_back"] = notes
-            return (False, f"migrate {facts.name} failed in {phase}: {_short(str(exc), 200)}; rolled back: "
-                    f"{'; '.join(notes)}", None, mig.details)
+            return (False, (f"migrate {facts.name} failed in {phase}: {_short(str(exc), 200)}; rolled back: "
+                    f"{'; '.join(notes)}"), None, mig.details)
         finally:
             try:
                 await lock.release()

@@ -85,7 +85,8 @@ async def record(client: EngineClient, doc: dict[str, Any]) -> dict[str, Any]:
             out["top_error"] = str(exc)
     try:
         changes = await client.changes(cid)
-        kinds = Counter({0: "modified", 1: "added", 2: "deleted"}.get(c.get("Kind"), "?") for c in changes)
+        kinds = Counter({0: "modified", 1: "added", 2: "deleted"}.get(int(c.get("Kind") or 0), "?")
+                        for c in changes)
         out["fs_diff"] = {"counts": dict(kinds), "paths": [f"{'MAD'[c.get('Kind', 0)]} {c.get('Path')}"
                                                            for c in changes[:40]]}
     except EngineError as exc:
@@ -111,7 +112,7 @@ async def isolate(client: EngineClient, doc: dict[str, Any], *, who: str, why: s
     state_doc = doc.get("State") or {}
     nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
     mode = str(host.get("NetworkMode") or "default")
-    state = {
+    state: dict[str, Any] = {
         "v": 1, "who": who, "when": time.time(), "why": why,
         "network_mode": mode,
         "networks": {name: endpoint_config(cid, ep) for name, ep in nets.items() if name != "none"},

@@ -29,7 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.actions import engine_ops as ops
-from console.actions.isolation import endpoint_config, isolation_state, network_mode_refusal
+from console.actions.isolation import (
+    endpoint_config,
+    isolation_state,
+    network_mode_refusal,
+)
 from console.actions.locks import NodeLock
 from console.actions.placement import Need, NodeLoad, fit_problems, load_node
 from console.actions.tarstream import Entry
@@ -183,8 +187,8 @@ def summary(facts: Facts, src: str, dst: str, tenant: str, remove_source: bool) 
     d = facts.doc
     vols = ", ".join(f"{v.name[:12] if v.anonymous else v.name}:{v.dest}" for v in facts.volumes) or "none"
     lines = [
-        f"container: {facts.name} ({d['Id'][:12]}), image {(d.get('Config') or {}).get('Image')}, "
-        f"{(d.get('State') or {}).get('Status')}",
+        (f"container: {facts.name} ({d['Id'][:12]}), image {(d.get('Config') or {}).get('Image')}, "
+        f"{(d.get('State') or {}).get('Status')}"),
         f"node: {src} -> {dst}",
         f"tenant: {tenant}",
         "effect: pre-copy while running, then stop, copy changes, start on the target"
@@ -361,7 +365,7 @@ class Migration:
             if not full and _stat_is_cheaper(old) and await self._delta_by_stat(v, old, dest_cid, path_in_dst):
                 continue
             self.emit("pre-copy" if full else "switch", f"volume data {v.dest}" + ("" if full else " (changes)"))
-            tar = await ops.copy_path(self.src, self.sid, v.dest, self.dst, dest_cid, dest_dir=path_in_dst,
+            tar = await ops.copy_path(self.src, self.sid, v.dest, self.dst, dest_cid or "", dest_dir=path_in_dst,
                                       keep=None if full else _keep_changed(old, self.cutoff, path_in_dst or parent),
                                       on_bytes=self.count)
             if not full:
@@ -425,7 +429,7 @@ class Migration:
                       f"writable layer: {len(roots)} path(s)" + ("" if full else " (changes)"))
         for path in roots:
             parent = path.rstrip("/").rsplit("/", 1)[0] or "/"
-            tar = await ops.copy_path(self.src, self.sid, path, self.dst, self.created.container,
+            tar = await ops.copy_path(self.src, self.sid, path, self.dst, self.created.container or "",
                                       keep=None if full else _keep_changed(old, self.cutoff, parent),
                                       on_bytes=self.count)
             new.update(tar.entries)

@@ -35,7 +35,7 @@ class Need:
             cpu = host["CpuQuota"] / (host.get("CpuPeriod") or 100000)
         ports = set()
         for spec, binds in (host.get("PortBindings") or {}).items():
-            port, _, proto = spec.partition("/")
+            _, _, proto = spec.partition("/")
             for b in binds or []:
                 if b.get("HostPort"):
                     ports.add((b.get("HostIp") or "", str(b["HostPort"]), proto or "tcp"))

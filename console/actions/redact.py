@@ -10,9 +10,10 @@ MASK = "***"
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "CREDENTIAL", "AUTH", "PRIVATE")
 _SECRET_NAME = re.compile("|".join(_SECRET_WORDS), re.IGNORECASE)
 _URL_CREDS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]+)@")
+_WORDS = "|".join(_SECRET_WORDS)
 _ASSIGN = re.compile(
-    r"(?P<name>[A-Za-z0-9_.-]*(?:%s)[A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*|\s+)(?P<value>\"[^\"]*\"|'[^']*'|\S+)"
-    % "|".join(_SECRET_WORDS), re.IGNORECASE)
+    rf"(?P<name>[A-Za-z0-9_.-]*(?:{_WORDS})[A-Za-z0-9_.-]*)(?P<sep>\s*[=:]\s*|\s+)(?P<value>\"[^\"]*\"|'[^']*'|\S+)",
+    re.IGNORECASE)
 
 
 def secret_name(name: str) -> bool:
@@ -29,7 +30,7 @@ def mask_env(env: list[str] | None) -> list[str]:
     """Environment entries keep their names; values of secret-looking names are masked."""
     out = []
     for item in env or []:
-        name, eq, value = item.partition("=")
+        name, eq, _ = item.partition("=")
         out.append(f"{name}={MASK}" if eq and secret_name(name) else mask_text(item))
     return out
 
@@ -37,7 +38,7 @@ def mask_env(env: list[str] | None) -> list[str]:
 def mask(obj: Any) -> Any:
     """A deep copy of ``obj`` safe to write down: secret-looking keys masked, strings scrubbed."""
     if isinstance(obj, Mapping):
-        out = {}
+        out: dict[str, Any] = {}
         for k, v in obj.items():
             key = str(k)
             if key in ("Env", "env") and isinstance(v, list):

@@ -8,7 +8,7 @@ which is what the Engine's archive endpoint (Go's archive/tar) writes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 BLOCK = 512
@@ -197,7 +197,7 @@ class TarFilter:
 
 
 async def filtered(source: AsyncIterator[bytes], tar: TarFilter, on_bytes: Callable[[int], None] | None = None
-                   ) -> AsyncIterator[bytes]:
+                   ) -> AsyncGenerator[bytes, None]:
     """Pipe ``source`` through ``tar``, counting input bytes; always ends with a proper trailer."""
     async for chunk in source:
         if on_bytes is not None:

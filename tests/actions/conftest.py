@@ -14,10 +14,10 @@ _LAB = str(Path(__file__).resolve().parents[1] / "lab")
 if _LAB not in sys.path:
     sys.path.insert(0, _LAB)
 
-from dockerlab import BUSYBOX_REF, Lab, lab_available  # noqa: E402
+from dockerlab import BUSYBOX_REF, Lab, lab_available
 
-from console.actions import Actions, AuditLog  # noqa: E402
-from console.config import Inventory, resolve_inventory  # noqa: E402
+from console.actions import Actions, AuditLog
+from console.config import Inventory, resolve_inventory
 
 
 def require_lab() -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 
-from dockerlab import BUSYBOX_REF, Lab, lab_available  # noqa: E402
+from dockerlab import BUSYBOX_REF, Lab, lab_available
 
-from console.actions import Actions, AuditLog  # noqa: E402
-from console.config import resolve_inventory  # noqa: E402
+from console.actions import Actions, AuditLog
+from console.config import resolve_inventory
 
 
 async def one_run(lab: Lab, tmp: Path, run: int, mb: int, settle: float) -> dict[str, float]:

@@ -196,9 +196,9 @@ async def test_migrate_keeps_config_volume_data_and_writable_layer(lab: Lab, act
         networking_config=src.api.create_networking_config({
             "app": src.api.create_endpoint_config(aliases=["web", "www"], ipv4_address="10.251.42.10")}))
     c.start()
-    c.exec_run(["sh", "-c", "dd if=/dev/urandom of=/data/blob bs=64k count=32 2>/dev/null; mkdir -p /data/sub;"
+    c.exec_run(["sh", "-c", ("dd if=/dev/urandom of=/data/blob bs=64k count=32 2>/dev/null; mkdir -p /data/sub;"
                 " echo nested > /data/sub/n; ln -s blob /data/link; dd if=/dev/urandom of=/srv-layer bs=1k"
-                " count=100 2>/dev/null; mkdir -p /opt/deep/dir; echo deep > /opt/deep/dir/f; rm /etc/group"])
+                " count=100 2>/dev/null; mkdir -p /opt/deep/dir; echo deep > /opt/deep/dir/f; rm /etc/group")])
 
     def late_changes(p):  # runs while the source still serves: must arrive through the delta copy
         if p.phase == "switch" and p.detail.startswith("stopping"):
@@ -322,7 +322,7 @@ async def test_read_only_refuses_plans_and_execution(lab: Lab, inventory: Invent
 def berth(*args: str, inventory: Path, state: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "XDG_STATE_HOME": str(state)}
     return subprocess.run([sys.executable, "-m", "console", *args, "-i", str(inventory)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=240)
+                          text=True, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=240, check=False)
 
 
 async def test_cli_migrate_prints_progress_and_audit_shows_it(lab: Lab, tmp_path: Path) -> None:
