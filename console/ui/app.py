@@ -99,6 +99,7 @@ class BerthApp(App[int]):
         self.snapshot: FleetSnapshot | None = None
         self.alerts: list[Alert] = []
         self.last_activity = ""
+        self._running_actions: set[str] = set()  # progress for a finished action is late: drop it
         if actions is not None:
             self.ops = operations.wrap(actions)
         else:
@@ -132,8 +133,6 @@ class BerthApp(App[int]):
         self.set_interval(1.0, self._tick)
         if self.noc and self.rotate_every > 0:
             self.set_interval(self.rotate_every, self.rotate)
-        if self.snapshot is not None:
-            self.apply_snapshot(self.snapshot)
 
     @work(thread=True, group="feed")
     def _start_feed(self) -> None:
@@ -214,6 +213,8 @@ class BerthApp(App[int]):
             self.notify(escape(text), timeout=4)
 
     def on_action_progress(self, message: ActionProgress) -> None:
+        if message.label not in self._running_actions:
+            return
         p = message.progress
         detail = getattr(p, "detail", "") or ""
         elapsed = getattr(p, "elapsed", None)
@@ -405,7 +406,7 @@ class BerthApp(App[int]):
     async def run_action_flow(self, command: str, verb: str, target: Any) -> None:
         actions = self.ops.actions
         label = describe(target)
-        where = operations.target_text(target)
+        where = operations.target_for(target)
         errors = self.ops.errors or (Exception,)
         try:
             if command == "migrate":
@@ -440,11 +441,14 @@ class BerthApp(App[int]):
         def progress(p: Any) -> None:
             self.post_message(ActionProgress(progress_label, p))
 
+        self._running_actions.add(progress_label)
         try:
             result = await self.engine_io.run(actions.execute(plan, progress=progress))
         except errors as exc:
             self.activity(f"{verb} {label} failed: {exc}", error=True)
             return
+        finally:
+            self._running_actions.discard(progress_label)
         message = getattr(result, "message", "") or "done"
         extra = []
         if getattr(result, "downtime", None) is not None:
@@ -475,16 +479,32 @@ _REGISTRY_ACTIONS = {c.action.partition("(")[0] for c in registry.COMMANDS}
 
 
 def _start_demo() -> tuple[Inventory, Callable[[], None]] | str:
-    """The demo fleet from console.sim, if this build has it; otherwise why not."""
-    try:
-        from console.sim import demo  # type: ignore[attr-defined]
-    except ImportError as exc:
-        return f"--demo needs console.sim.demo ({exc})"
-    start = getattr(demo, "start_demo_fleet", None)
+    """The in-process demo fleet from console.sim, if this build has it; otherwise why not.
+
+    Looks for `start_demo_fleet()` in console.sim.demo, then console.sim.fleet; it returns
+    (inventory or inventory path, closer). Anything missing is a one-line reason, not a crash.
+    """
+    import importlib
+
+    start = None
+    for module in ("console.sim.demo", "console.sim.fleet"):
+        try:
+            start = getattr(importlib.import_module(module), "start_demo_fleet", None)
+        except ImportError:
+            continue
+        if start is not None:
+            break
     if start is None:
-        return "--demo needs console.sim.demo.start_demo_fleet(), which this build lacks"
-    started = start()
-    inventory, closer = started
+        return "--demo needs console.sim's start_demo_fleet(), which this build lacks"
+    inventory, closer = start()
+    if not isinstance(inventory, Inventory):
+        from console.config import resolve_inventory
+
+        try:
+            inventory = resolve_inventory(str(inventory))
+        except ConfigError:
+            closer()
+            raise
     return inventory, closer
 
 

@@ -63,11 +63,19 @@ def wrap(actions: Any) -> ActionsModule:
     return ActionsModule(actions, None, errors, read_only_error, audit)
 
 
-def target_text(target: Any) -> str:
-    """The plan() target for a container ("NODE/ID") or a node ("NODE")."""
-    if hasattr(target, "id") and hasattr(target, "node"):
-        return f"{target.node}/{target.id}"
-    return str(getattr(target, "name", target))
+def target_for(snapshot_row: Any) -> Any:
+    """The action target captured from a row at key-press time: a console.actions.Target when that
+    module is importable (rank_targets needs one), else the "NODE/ID" / "NODE" spec string."""
+    is_container = hasattr(snapshot_row, "id") and hasattr(snapshot_row, "node")
+    try:
+        from console.actions import Target  # type: ignore[attr-defined]
+    except ImportError:
+        return f"{snapshot_row.node}/{snapshot_row.id}" if is_container else str(snapshot_row.name)
+    if is_container:
+        return Target(node=snapshot_row.node, id=snapshot_row.id, name=snapshot_row.name,
+                      tenant=snapshot_row.tenant, state=snapshot_row.state)
+    state = "cordoned" if getattr(snapshot_row, "cordoned", False) else "up"
+    return Target(node=snapshot_row.name, id="", name=snapshot_row.name, tenant="", state=state)
 
 
 def verb_for(command: str, target: Any) -> str:

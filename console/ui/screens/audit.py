@@ -11,7 +11,18 @@ from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-COLUMNS = ("time", "actor", "action", "target", "result", "message")
+COLUMNS = ("at", "who", "action", "target", "result", "duration", "error")
+
+
+def audit_cells(r: dict[str, Any]) -> tuple[str, ...]:
+    """One console.actions.AuditLog.read() entry as table cells."""
+    target = r.get("target") or {}
+    where = target.get("node", "") + ("/" + target["name"] if target.get("id") and target.get("name") else "")
+    ok = r.get("ok")
+    result = "running" if ok is None else "ok" if ok else "FAILED"
+    duration = r.get("duration")
+    return (str(r.get("at") or ""), str(r.get("who") or ""), str(r.get("action") or ""), where, result,
+            f"{duration:.1f}s" if isinstance(duration, int | float) else "", str(r.get("error") or ""))
 
 
 class AuditScreen(Screen[None]):
@@ -57,5 +68,5 @@ class AuditScreen(Screen[None]):
     def _show(self, records: list[dict[str, Any]]) -> None:
         table = self.query_one(DataTable)
         for i, r in enumerate(reversed(records)):
-            table.add_row(*(str(r.get(c, r.get(f"{c}s", "")) or "") for c in COLUMNS), key=str(i))
+            table.add_row(*audit_cells(r), key=str(i))
         self.query_one("#audit-status", Static).update(f"[$text-muted]{len(records)} records[/]")

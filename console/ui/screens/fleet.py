@@ -79,6 +79,9 @@ class FleetScreen(Screen[None]):
             self.query_one(input_id).display = False
         self.query_one("#activity").display = False
         self._relayout(self.size.width, self.size.height)
+        app = self.app
+        if app.snapshot is not None:  # type: ignore[attr-defined]
+            self.call_after_refresh(app.apply_snapshot, app.snapshot)  # type: ignore[attr-defined]
 
     # -- layout ----------------------------------------------------------------
 
@@ -122,6 +125,8 @@ class FleetScreen(Screen[None]):
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Side by side, tab or a click moves focus between panes: follow it.
+        if not self.split:
+            return
         for kind, pane in self.panes.items():
             if event.widget is pane.table:
                 self.current = kind
