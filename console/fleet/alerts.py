@@ -70,10 +70,8 @@ def derive_alerts(snapshot: FleetSnapshot, thresholds: Thresholds, now: float) -
     if snap_age > thresholds.stale_after:
         out.append(Alert(Severity.CRITICAL, "fleet-stale", "fleet", "",
                          f"no fresh snapshot for {snap_age:.0f}s: everything shown is old"))
-    unreliable: set[str] = set()
     for n in snapshot.nodes:
         if n.state is NodeState.DOWN:
-            unreliable.add(n.name)
             out.append(Alert(Severity.CRITICAL, "node-down", "node", n.name,
                              f"{n.name} down" + (f": {n.error}" if n.error else "")))
             continue
@@ -81,7 +79,6 @@ def derive_alerts(snapshot: FleetSnapshot, thresholds: Thresholds, now: float) -
             out.append(Alert(Severity.WARNING, "node-degraded", "node", n.name,
                              f"{n.name} degraded" + (f": {n.error}" if n.error else "")))
         if n.data_age is not None and n.data_age > thresholds.stale_after:
-            unreliable.add(n.name)
             out.append(Alert(Severity.WARNING, "node-stale", "node", n.name,
                              f"{n.name} data {n.data_age:.0f}s old (stale after {thresholds.stale_after:g}s)"))
             continue
