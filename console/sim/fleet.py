@@ -15,6 +15,7 @@ leaking container that gets OOM-killed live, and a tenant over its quota.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import http.client
 import math
@@ -81,9 +82,8 @@ class SimFleet:
         self.tick = tick
         self.in_process = in_process
         self._own_dir = dir is None
-        self.dir = Path(dir) if dir is not None else Path(tempfile.mkdtemp(prefix="berth-sim-"))
-        self.sockets: dict[str, Path] = {n.name: self.dir / n.name / "docker.sock" for n in self.layout.nodes}
-        self.inventory_path = self.dir / "inventory.toml"
+        # Without a dir, the paths are final only once start() has made the temp dir.
+        self._place(Path(dir) if dir is not None else Path(tempfile.gettempdir(), "berth-sim-unstarted"))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._nodes: dict[str, SimNode] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,10 +114,18 @@ class SimFleet:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
 
+    def _place(self, directory: Path) -> None:
+        self.dir: Path = directory
+        self.sockets: dict[str, Path] = {n.name: directory / n.name / "docker.sock" for n in self.layout.nodes}
+        self.inventory_path: Path = directory / "inventory.toml"
+
     def start(self) -> Self:
         if self._started:
             return self
         self._started = True
+        if self._own_dir:  # made here, not in __init__: a fleet built only to read its layout leaves nothing
+            self._place(Path(tempfile.mkdtemp(prefix="berth-sim-")))
+        atexit.register(self.close)  # backstop for a caller that never closes
         try:
             self._prepare_dirs()
             if self.in_process:
@@ -131,6 +139,7 @@ class SimFleet:
         return self
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         if self._loop is not None and self._thread is not None:
             loop = self._loop
 
@@ -279,7 +288,7 @@ class SimFleet:
                 else:
                     path.unlink()
         self._made.clear()
-        if self._own_dir:
+        if self._own_dir and self._started:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 

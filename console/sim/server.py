@@ -210,6 +210,10 @@ class EngineServer:
                     break
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # Only at shutdown. Returning (not re-raising) keeps Python 3.11's start_unix_server
+            # callback from logging every open stream's cancellation as an error.
+            pass
         except h11.RemoteProtocolError as exc:
             with contextlib.suppress(Exception):
                 body = _go_json({"message": f"bad request: {exc}"})
@@ -314,19 +318,20 @@ class EngineServer:
         watcher = asyncio.create_task(watch())
         ended = asyncio.ensure_future(gone.wait())
         iterator = body.__aiter__()
+        nxt: asyncio.Future[bytes] | None = None
         try:
             while True:
                 nxt = asyncio.ensure_future(iterator.__anext__())
                 done, _ = await asyncio.wait({nxt, ended}, return_when=asyncio.FIRST_COMPLETED)
                 if nxt not in done:
-                    nxt.cancel()
-                    with contextlib.suppress(BaseException):
-                        await nxt
-                    return False
+                    return False  # the client went away
                 try:
                     chunk = nxt.result()
                 except StopAsyncIteration:
                     break
+                finally:
+                    if nxt.done():
+                        nxt = None
                 if not self._up.is_set():
                     await self._up.wait()
                 if chunk:
@@ -336,10 +341,12 @@ class EngineServer:
             await writer.drain()
             return True
         finally:
-            watcher.cancel()
-            ended.cancel()
-            # The watcher must be gone before the next request reads from the same stream.
-            await asyncio.gather(watcher, ended, return_exceptions=True)
+            helpers = [t for t in (nxt, watcher, ended) if t is not None]
+            for t in helpers:
+                t.cancel()
+            # The watcher must be gone before the next request reads from the same stream, and a
+            # pending __anext__ must be collected (else: "Task exception was never retrieved").
+            await asyncio.gather(*helpers, return_exceptions=True)
             with contextlib.suppress(BaseException):
                 await iterator.aclose()  # type: ignore[attr-defined]
 

@@ -101,3 +101,10 @@ def test_a_directory_already_served_is_refused(tmp_path: Path) -> None:
         with pytest.raises(SimError, match="already served"):
             SimFleet(nodes=1, containers_per_node=1, dir=tmp_path, in_process=True).start()
         assert time.monotonic() - start < 5
+
+
+def test_a_fleet_built_only_for_its_layout_makes_nothing_on_disk() -> None:
+    fleet = SimFleet(nodes=2, containers_per_node=3, seed=1)
+    assert fleet.layout.nodes and not fleet.dir.exists()
+    fleet.close()  # closing an unstarted fleet is harmless
+    assert not fleet.dir.exists()
