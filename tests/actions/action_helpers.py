@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
+from pathlib import Path
 from typing import Any
 
 import docker
-from dockerlab import BUSYBOX_REF, Lab
+import pytest
+from dockerlab import BUSYBOX_REF, Lab, lab_available
+
+from console.config import Inventory, resolve_inventory
 
 LOOP = ["sh", "-c", "echo started; while true; do sleep 0.2; done"]
 
@@ -37,3 +42,16 @@ def read_file(container: Any, path: str) -> bytes:
 
 def names(lab: Lab, node: str) -> list[str]:
     return sorted(c.name for c in dk(lab, node).containers.list(all=True))
+
+
+def require_lab() -> None:
+    reason = lab_available()
+    if reason is None:
+        return
+    if os.environ.get("BERTH_REQUIRE_LAB") == "1":
+        pytest.fail(f"LAB REQUIRED (BERTH_REQUIRE_LAB=1) but unavailable: {reason}", pytrace=False)
+    pytest.skip(f"LAB SKIPPED: {reason}")
+
+
+def inventory_for(lab: Lab, tmp_path: Path) -> Inventory:
+    return resolve_inventory(str(lab.write_inventory(tmp_path / "inventory.toml")))

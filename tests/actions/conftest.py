@@ -3,30 +3,22 @@ for them, an audit log in a temp dir, and a sweep that leaves every node empty a
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-_LAB = str(Path(__file__).resolve().parents[1] / "lab")
-if _LAB not in sys.path:
-    sys.path.insert(0, _LAB)
+# dockerlab (the lab library) and action_helpers by path, whatever pytest's import mode.
+for _dir in (Path(__file__).resolve().parents[1] / "lab", Path(__file__).resolve().parent):
+    if str(_dir) not in sys.path:
+        sys.path.insert(0, str(_dir))
 
-from dockerlab import BUSYBOX_REF, Lab, lab_available
+from action_helpers import inventory_for, require_lab
+from dockerlab import BUSYBOX_REF, Lab
 
 from console.actions import Actions, AuditLog
-from console.config import Inventory, resolve_inventory
-
-
-def require_lab() -> None:
-    reason = lab_available()
-    if reason is None:
-        return
-    if os.environ.get("BERTH_REQUIRE_LAB") == "1":
-        pytest.fail(f"LAB REQUIRED (BERTH_REQUIRE_LAB=1) but unavailable: {reason}", pytrace=False)
-    pytest.skip(f"LAB SKIPPED: {reason}")
+from console.config import Inventory
 
 
 @pytest.fixture(autouse=True)
@@ -73,10 +65,6 @@ def sweep(lab: Lab) -> None:
 def lab(alab: Lab) -> Iterator[Lab]:
     yield alab
     sweep(alab)
-
-
-def inventory_for(lab: Lab, tmp_path: Path) -> Inventory:
-    return resolve_inventory(str(lab.write_inventory(tmp_path / "inventory.toml")))
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import inventory_for, require_lab
+from action_helpers import dk, inventory_for, require_lab, run
 from dockerlab import Lab
-from helpers import dk, run
 
 from console.actions import Actions, AuditLog, Progress
 

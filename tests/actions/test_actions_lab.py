@@ -13,9 +13,9 @@ from pathlib import Path
 
 import docker
 import pytest
+from action_helpers import dk, names, read_file, run
 from docker.types import LogConfig
 from dockerlab import BUSYBOX_REF, Lab
-from helpers import dk, names, read_file, run
 
 from console.actions import ActionError, Actions, AuditLog, ReadOnlyError
 from console.config import Inventory
