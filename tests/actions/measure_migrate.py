@@ -59,7 +59,7 @@ async def main() -> int:
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
-    with Lab(2, prefix="berth-bench-") as lab, tempfile.TemporaryDirectory() as tmp:
+    with Lab(2, prefix="berth-migm-") as lab, tempfile.TemporaryDirectory() as tmp:
         lab.import_image()
         rows = []
         for run in range(args.runs):
