@@ -29,6 +29,7 @@ VARIABLE_DEFAULTS: dict[str, str] = {
     "badge-iso": "#ff9f43",
     "badge-busy": "#4ea1ff",
     "spark": "#7fb4ff",
+    "muted": "#8b98a5",  # dim table text; an opaque colour, because partial cell styles cannot blend alpha
 }
 _THEME_FIELDS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background",
                  "surface", "panel", "boost", "dark", "luminosity_spread", "text_alpha", "ansi")

@@ -1,0 +1,48 @@
+"""Snapshot tests: each pane and the detail screen at 80x24 and 160x48 on the deterministic fleet.
+
+The clock is frozen at fleetdata.NOW, so ages and uptimes never move. Update with
+`pytest tests/ui/test_snapshots.py --snapshot-update` and review the SVGs.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import FakeEngine, make_app
+
+SIZES = [(80, 24), (160, 48)]
+
+
+async def _settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("pane,key", [("hosts", "1"), ("containers", "2"), ("tenants", "3")])
+def test_pane(snap_compare, pane, key, size):
+    assert snap_compare(make_app(), press=[key], terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_container_detail(snap_compare, size):
+    async def open_detail(pilot) -> None:
+        await pilot.press("2", "enter")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(engine=FakeEngine), terminal_size=size, run_before=open_detail)
+
+
+def test_drilled_into_a_down_node_at_80x24(snap_compare):
+    async def drill(pilot) -> None:
+        await pilot.press("1", "end", "enter")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=drill)
+
+
+def test_light_theme_160x48(snap_compare):
+    assert snap_compare(make_app(theme="light"), terminal_size=(160, 48), run_before=_settle)
+
+
+def test_noc_wall_160x48(snap_compare):
+    assert snap_compare(make_app(noc=True), press=["2"], terminal_size=(160, 48), run_before=_settle)
