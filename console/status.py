@@ -20,6 +20,7 @@ def to_json(snap: FleetSnapshot) -> dict[str, Any]:
     return {
         "taken_at": snap.taken_at,
         "complete": snap.complete,
+        "observer": {"cpu_percent": snap.observer.cpu_percent, "rss": snap.observer.rss} if snap.observer else None,
         "nodes": [
             {
                 "name": n.name, "state": n.state.value, "error": n.error, "cpus": n.cpus,
@@ -30,6 +31,9 @@ def to_json(snap: FleetSnapshot) -> dict[str, Any]:
                 "mem_committed": round(n.density.mem_committed, 4),
                 "cpu_unlimited": n.density.cpu_unlimited, "mem_unlimited": n.density.mem_unlimited,
                 "engine_version": n.engine_version, "data_age": n.data_age, "cordoned": n.cordoned,
+                # local nodes only: the whole host as psutil sees it, load outside containers included
+                "host_cpu_cores_used": round(n.host.cpu_cores_used, 4) if n.host else None,
+                "host_mem_used": n.host.mem_used if n.host else None,
             }
             for n in snap.nodes
         ],

@@ -757,8 +757,8 @@ class Fleet:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            if all(w.complete for w in self.watchers) and all(w.state is not NodeState.CONNECTING
-                                                               for w in self.watchers):
+            if all(w.complete and w.state is not NodeState.CONNECTING for w in self.watchers) \
+                    and (self._host is not None or not any(w.cfg.is_local for w in self.watchers)):
                 break
             await asyncio.sleep(0.1)
         return self.publish()

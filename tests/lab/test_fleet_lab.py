@@ -102,6 +102,14 @@ def test_densities_match_info(status: tuple[int, dict], lab: Lab) -> None:
         assert node["engine_version"] == info["ServerVersion"]
 
 
+def test_local_nodes_carry_host_load_and_berth_reports_its_own_cost(status: tuple[int, dict]) -> None:
+    doc = status[1]
+    for node in doc["nodes"]:  # lab nodes are unix sockets on this machine
+        assert node["host_mem_used"] > 0
+        assert node["host_cpu_cores_used"] >= node["cpu_cores_used"] * 0.5
+    assert doc["observer"]["rss"] > 10 * MiB
+
+
 def test_status_with_an_unreachable_node_exits_1_and_prints_the_rest(lab: Lab, tmp_path: Path) -> None:
     inventory = lab.write_inventory(tmp_path / "inv.toml", extra_nodes=[
         InventoryNode("ghost", f"unix://{tmp_path}/ghost.sock")])
