@@ -22,17 +22,14 @@ from typing import Any
 
 import orjson
 
-from console.sim import model
+from console.sim import model, samples
 from console.sim.model import ContainerSpec, Load, NodeSpec, stable_id
+from console.sim.samples import NS, ZERO_TIME
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.12"
 ENGINE_VERSION = "20.10.24"
 EVENT_RING = 256  # dockerd 20.10 keeps the last 256 events (daemon/events: eventsLimit), not 1000
-ZERO_TIME = "0001-01-01T00:00:00Z"
-NS = 1_000_000_000
-UNLIMITED_V1 = 9223372036854771712  # hierarchical_memory_limit of an unlimited cgroup v1
-PAGE = 4096
 
 SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
            "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17,
@@ -1431,110 +1428,19 @@ class SimDaemon:
         return sum(len(v) for v in self._stats_subs.values())
 
     def system_cpu(self, now: float) -> int:
-        """ns of CPU time of all the host's CPUs since boot, in 10 ms clock ticks like /proc/stat."""
-        ticks = int((self.spec.uptime + now - self.started) * 100) * self.spec.ncpu
-        return ticks * 10_000_000
+        return samples.system_cpu(self.spec, self.started, now)
 
     def empty_stats(self, c: Container) -> dict[str, Any]:
-        """What dockerd sends for a container that is not running: names only, zero everything."""
-        zero_cpu = {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                    "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
-        blkio = dict.fromkeys(("io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive",
-                               "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive",
-                               "io_time_recursive", "sectors_recursive"))
-        return {"read": ZERO_TIME, "preread": ZERO_TIME, "pids_stats": {}, "blkio_stats": blkio, "num_procs": 0,
-                "storage_stats": {}, "cpu_stats": zero_cpu, "precpu_stats": zero_cpu, "memory_stats": {},
-                "name": "/" + c.name, "id": c.id}
+        return samples.empty(c)
 
     def stats_sample(self, c: Container, now: float) -> dict[str, Any]:
-        """One stats document (without preread/precpu, which belong to each reader)."""
+        """One stats document as a one-shot reader sees it (empty precpu_stats)."""
         if c.state not in ("running", "paused"):
-            return self.empty_stats(c)
-        spec = self.spec
-        v1 = spec.cgroup == "1"
-        total = c.cpu_total(now, self.last_tick)
-        kernel = int(total * c.kernel_frac) // 10_000_000 * 10_000_000
-        user = int(total * (1 - c.kernel_frac)) // 10_000_000 * 10_000_000
-        cpu_usage: dict[str, Any] = {"total_usage": total}
-        if v1:
-            cpu_usage["percpu_usage"] = self._percpu(c, total)
-        cpu_usage["usage_in_kernelmode"] = kernel
-        cpu_usage["usage_in_usermode"] = user
-        cpu = {"cpu_usage": cpu_usage, "system_cpu_usage": self.system_cpu(now), "online_cpus": spec.ncpu,
-               "throttling_data": {"periods": int(c.periods), "throttled_periods": int(c.throttled),
-                                   "throttled_time": int(c.throttled_ns)}}
-        rss = int(c.load.mem) // PAGE * PAGE
-        cache = int(c.load.cache) // PAGE * PAGE
-        usage = rss + cache + 2 * 1024 * 1024
-        c.max_usage = max(c.max_usage, usage)
-        limit = c.mem_limit or spec.mem_total
-        inactive_file = cache * 3 // 5 // PAGE * PAGE
-        active_file = cache - inactive_file
-        inactive_anon = rss // 10 // PAGE * PAGE
-        active_anon = rss - inactive_anon
-        pgfault = int(c.pgfault)
-        io_r, io_w = int(c.io_read) // PAGE * PAGE, int(c.io_write) // PAGE * PAGE
-        if v1:
-            memsw = c.host_config.get("MemorySwap") or 0
-            per = {"active_anon": active_anon, "active_file": active_file, "cache": cache, "dirty": 0,
-                   "hierarchical_memory_limit": c.mem_limit or UNLIMITED_V1,
-                   "hierarchical_memsw_limit": memsw if memsw > 0 else UNLIMITED_V1,
-                   "inactive_anon": inactive_anon, "inactive_file": inactive_file, "mapped_file": cache // 8 // PAGE * PAGE,
-                   "pgfault": pgfault, "pgmajfault": pgfault // 400, "pgpgin": pgfault // 2 + rss // PAGE,
-                   "pgpgout": pgfault // 2, "rss": rss, "rss_huge": 0}
-            stats = dict(per)
-            for key, value in per.items():
-                if not key.startswith("hierarchical"):
-                    stats["total_" + key] = value
-            stats.update(total_unevictable=0, total_writeback=0, unevictable=0, writeback=0)
-            memory: dict[str, Any] = {"usage": usage, "max_usage": c.max_usage, "stats": dict(sorted(stats.items())),
-                                      "limit": limit}
-            ops = lambda r, w: [{"major": 8, "minor": 0, "op": op, "value": v}
-                                for op, v in (("Read", r), ("Write", w), ("Sync", w), ("Async", r),
-                                              ("Discard", 0), ("Total", r + w))]
-            blkio: dict[str, Any] = {"io_service_bytes_recursive": ops(io_r, io_w),
-                                     "io_serviced_recursive": ops(io_r // 16384, io_w // 16384),
-                                     "io_queue_recursive": [], "io_service_time_recursive": [],
-                                     "io_wait_time_recursive": [], "io_merged_recursive": [],
-                                     "io_time_recursive": [], "sectors_recursive": []}
-            pids: dict[str, Any] = {"current": c.nprocs}
-        else:
-            kernel_stack = 16384 * c.nprocs * 4
-            slab = 600_000 + rss // 200 // PAGE * PAGE
-            stats = {"active_anon": active_anon, "active_file": active_file, "anon": rss, "anon_thp": 0,
-                     "file": cache, "file_dirty": 0, "file_mapped": cache // 8 // PAGE * PAGE, "file_writeback": 0,
-                     "inactive_anon": inactive_anon, "inactive_file": inactive_file, "kernel_stack": kernel_stack,
-                     "pgactivate": pgfault // 50, "pgdeactivate": 0, "pgfault": pgfault, "pglazyfree": 0,
-                     "pglazyfreed": 0, "pgmajfault": pgfault // 400, "pgrefill": 0, "pgscan": 0, "pgsteal": 0,
-                     "shmem": 0, "slab": slab, "slab_reclaimable": slab // 2, "slab_unreclaimable": slab - slab // 2,
-                     "sock": 0, "thp_collapse_alloc": 0, "thp_fault_alloc": 0, "unevictable": 0,
-                     "workingset_activate": 0, "workingset_nodereclaim": 0, "workingset_refault": 0}
-            memory = {"usage": rss + cache + kernel_stack + slab, "stats": stats, "limit": limit}
-            blkio = {"io_service_bytes_recursive": [{"major": 8, "minor": 0, "op": "read", "value": io_r},
-                                                    {"major": 8, "minor": 0, "op": "write", "value": io_w}],
-                     "io_serviced_recursive": None, "io_queue_recursive": None, "io_service_time_recursive": None,
-                     "io_wait_time_recursive": None, "io_merged_recursive": None, "io_time_recursive": None,
-                     "sectors_recursive": None}
-            pids = {"current": c.nprocs, "limit": c.host_config.get("PidsLimit") or 4915}
-        doc: dict[str, Any] = {"read": rfc3339(int(now * NS)), "preread": ZERO_TIME, "pids_stats": pids,
-                               "blkio_stats": blkio, "num_procs": 0, "storage_stats": {}, "cpu_stats": cpu,
-                               "precpu_stats": None, "memory_stats": memory, "name": "/" + c.name, "id": c.id}
-        if any(n is not None and n.driver not in ("host", "null") for n in map(self._net_by_name, c.networks)):
-            rx, tx = int(c.net_rx), int(c.net_tx)
-            doc["networks"] = {"eth0": {"rx_bytes": rx, "rx_packets": rx // 900, "rx_errors": 0, "rx_dropped": 0,
-                                        "tx_bytes": tx, "tx_packets": tx // 700, "tx_errors": 0, "tx_dropped": 0}}
-        return doc
-
-    def _percpu(self, c: Container, total: int) -> list[int]:
-        n = self.spec.ncpu
-        if len(c.percpu_weights) != n:
-            rng = random.Random(f"{c.id}:percpu")
-            weights = [rng.random() for _ in range(n)]
-            s = sum(weights)
-            c.percpu_weights = [w / s for w in weights]
-        parts = [int(total * w) for w in c.percpu_weights]
-        parts[-1] += total - sum(parts)
-        return parts
+            return samples.empty(c)
+        nets = (self._net_by_name(n) for n in c.networks)
+        interface = any(n is not None and n.driver not in ("host", "null") for n in nets)
+        return samples.sample(self.spec, c, now, self.last_tick, rfc3339(int(now * NS)), self.system_cpu(now),
+                              interface)
 
     # -- networks --------------------------------------------------------------
 

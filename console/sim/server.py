@@ -39,6 +39,7 @@ from console.sim.daemon import (
     ENGINE_VERSION,
     MIN_API_VERSION,
     NS,
+    ZERO_TIME,
     ApiError,
     Container,
     NotModified,
@@ -558,7 +559,7 @@ class EngineServer:
         if not stream and c.state not in ("running", "paused"):
             return json_response(d.empty_stats(c))
         if not stream and req.flag("one-shot"):
-            return json_response(_with_pre(d.stats_sample(c, time.time()), None))
+            return json_response(d.stats_sample(c, time.time()))
         sub = d.subscribe_stats(c)
 
         async def samples() -> AsyncIterator[dict[str, Any]]:
@@ -655,16 +656,11 @@ def _reason(status: int) -> bytes:
 
 
 def _with_pre(doc: dict[str, Any], pre: dict[str, Any] | None) -> dict[str, Any]:
-    """A reader's view of a sample: its own previous sample as preread/precpu_stats (dockerd's getStatJSON)."""
-    out = dict(doc)
-    if pre is None or pre.get("read") == "0001-01-01T00:00:00Z":
-        out["preread"] = "0001-01-01T00:00:00Z"
-        out["precpu_stats"] = {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                               "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
-    else:
-        out["preread"] = pre["read"]
-        out["precpu_stats"] = pre["cpu_stats"]
-    return out
+    """A reader's view of a sample: its own previous sample as preread/precpu_stats (dockerd's
+    getStatJSON); the first sample of a stream keeps the empty ones."""
+    if pre is None or pre["read"] == ZERO_TIME:
+        return doc
+    return {**doc, "preread": pre["read"], "precpu_stats": pre["cpu_stats"]}
 
 
 __all__ = ["Container", "EngineServer", "Request", "Response", "parse_timestamp"]
