@@ -135,6 +135,9 @@ class EngineClient:
         async for chunk in resp.aiter_bytes():
             size += len(chunk)
             if size > limit:
+                # The traceback keeps this frame (and its locals) alive until the cyclic GC runs, so a
+                # node retried every few seconds would pile up a dead body per attempt: drop it now.
+                chunks.clear()
                 raise ProtocolError(self.name, endpoint, f"body exceeds the {limit}-byte limit", resp.status_code)
             chunks.append(chunk)
         return b"".join(chunks)
@@ -308,6 +311,7 @@ class EngineClient:
                         if line.strip():
                             yield self._json_line(line, endpoint)
                 if len(buf) > MAX_LINE_BYTES:
+                    buf.clear()  # as in _read_bounded: do not let the traceback hold the junk
                     raise ProtocolError(self.name, endpoint, f"stream line exceeds {MAX_LINE_BYTES} bytes")
             if buf.strip():
                 try:
