@@ -30,6 +30,7 @@ API_VERSION = "1.41"
 MIN_API_VERSION = "1.12"
 ENGINE_VERSION = "20.10.24"
 EVENT_RING = 256  # dockerd 20.10 keeps the last 256 events (daemon/events: eventsLimit), not 1000
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
            "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17,
@@ -382,9 +383,7 @@ class SimDaemon:
         self._stats_subs: dict[str, set[_StatsSub]] = {}
         self._last_event_ns = 0
         self._rng = random.Random(f"berth-sim:{spec.seed}:daemon")
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
         self.started = time.time()
         self.last_tick = self.started
         self._next_subnet = 18
@@ -392,18 +391,17 @@ class SimDaemon:
 
     # -- construction ----------------------------------------------------------
 
-    def _image(self, ref: str, env: tuple[str, ...] = (), cmd: tuple[str, ...] = ()) -> Image:
+    def _image(self, ref: str, env: tuple[str, ...] = (DEFAULT_PATH,), cmd: tuple[str, ...] = ()) -> Image:
         ref = ref if ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest"
         if ref not in self.images:
             digest = stable_id("image", ref)
-            self.images[ref] = Image(ref, f"sha256:{digest}",
-                                     ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *env),
-                                     cmd, int(self.started - 90 * 86400), 5_000_000 + int(digest[:6], 16) * 10)
+            self.images[ref] = Image(ref, f"sha256:{digest}", env, cmd, int(self.started - 90 * 86400),
+                                     5_000_000 + int(digest[:6], 16) * 10)
         return self.images[ref]
 
     def _build(self) -> None:
         spec = self.spec
-        self._image("berth/busybox:test", cmd=("/bin/sh",)).env = ("PATH=/bin",)
+        self._image("berth/busybox:test", env=("PATH=/bin",), cmd=("/bin/sh",))  # as the lab imports it
         self._image("alpine:3.19", cmd=("/bin/sh",))
         for builtin, driver, subnet, gateway in (("bridge", "bridge", "172.17.0.0/16", "172.17.0.1"),
                                                  ("host", "host", "", ""), ("none", "null", "", "")):
@@ -422,11 +420,10 @@ class SimDaemon:
 
     def _adopt(self, cs: ContainerSpec) -> None:
         """A container that existed before the simulation started, in the state its role says."""
-        app = next((a for a in (*model.APPS, model.HOT_APP) if a.name == cs.app), None)
-        image = self._image(cs.image, env=cs.env, cmd=cs.cmd)
+        app = model.app_named(cs.app)
+        image = self._image(cs.image, env=(DEFAULT_PATH, *cs.env), cmd=cs.cmd)
         hc = self._host_config({
-            "NanoCpus": cs.nano_cpus, "CpuQuota": cs.cpu_quota, "CpuPeriod": cs.cpu_period,
-            "Memory": cs.memory, "MemorySwap": cs.memory * 2 if cs.memory else 0,
+            "NanoCpus": cs.nano_cpus, "CpuQuota": cs.cpu_quota, "CpuPeriod": cs.cpu_period, "Memory": cs.memory,
             "RestartPolicy": {"Name": cs.restart_policy, "MaximumRetryCount": cs.max_retry},
         })
         health = None
@@ -503,7 +500,6 @@ class SimDaemon:
 
     async def start(self) -> None:
         """Begin ticking on the running loop (schedules the restart loop, OOMs, health...)."""
-        self._loop = asyncio.get_running_loop()
         self.last_tick = time.time()
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"sim:{self.name}:tick")
 
@@ -512,8 +508,6 @@ class SimDaemon:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        for task in list(self._background):
-            task.cancel()
         for c in self.containers.values():
             for handle in (c.restart_handle, c.exit_handle):
                 if handle:
@@ -523,11 +517,6 @@ class SimDaemon:
         for subs in self._stats_subs.values():
             for ssub in subs:
                 _offer(ssub.queue, None)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -703,10 +692,6 @@ class SimDaemon:
 
     def unsubscribe_events(self, sub: _EventSub) -> None:
         self._event_subs.discard(sub)
-
-    @property
-    def event_listeners(self) -> int:
-        return len(self._event_subs)
 
     # -- lookup ----------------------------------------------------------------
 
@@ -984,7 +969,7 @@ class SimDaemon:
         if not cmd and not entrypoint:
             raise ApiError(400, "No command specified")
         cid = model.hex_id(self._rng)
-        cpu, mem, cache, log_period = model.default_spec_for(image.ref, cid, self.spec.seed)
+        app, cpu, mem, cache, log_period = model.default_spec_for(image.ref, cid, self.spec.seed)
         labels = {str(k): str(v) for k, v in (body.get("Labels") or {}).items()}
         env = list(image.env) + [str(e) for e in (body.get("Env") or [])]
         hcheck = body.get("Healthcheck")
@@ -992,8 +977,6 @@ class SimDaemon:
             hcheck = {"Interval": 30 * NS, "Retries": 3, **hcheck}
         else:
             hcheck = None
-        app = next((a for a in (*model.APPS, model.HOT_APP)
-                    if a.image.split("{tenant}")[-1].split(":")[0] in image.ref), None) if log_period else None
         c = Container(cid, name, image, image_ref, list(cmd or []), list(entrypoint) if entrypoint else None, env,
                       labels, hc, time.time_ns(), Load(f"{self.spec.seed}:api:{cid}", cpu, 0.05, mem, cache),
                       tty=bool(body.get("Tty")), healthcheck=hcheck, log_period=log_period,
@@ -1263,7 +1246,7 @@ class SimDaemon:
             self._emit_container(c, "unpause")
         wait = 10.0 if timeout is None else timeout
         if c.graceful:
-            wait = min(wait, 0.05 + (int(c.id[:2], 16) / 255) * 0.25) if wait >= 0 else 0.2
+            wait = min(wait, _term_delay(c)) if wait >= 0 else _term_delay(c)
         exited = c.exited
         if wait < 0:
             await exited.wait()
@@ -1313,9 +1296,11 @@ class SimDaemon:
             self._emit_container(c, "kill", signal=str(number))
             if number == 9:
                 self._exit(c, 137)
-            elif number in (2, 3, 15) and c.graceful:
-                delay = 0.05 + (int(c.id[:2], 16) / 255) * 0.25
-                asyncio.get_running_loop().call_later(delay, self._scripted_exit, c, 128 + number)
+            elif number in (2, 3, 15) and c.graceful:  # it handles the signal and exits shortly
+                if c.exit_handle:
+                    c.exit_handle.cancel()
+                c.exit_handle = asyncio.get_running_loop().call_later(
+                    _term_delay(c), self._scripted_exit, c, 128 + number)
 
     async def pause_container(self, ref: str) -> None:
         c = self.lookup(ref)
@@ -1422,10 +1407,6 @@ class SimDaemon:
             subs.discard(sub)
             if not subs:
                 del self._stats_subs[c.id]
-
-    @property
-    def stats_streams(self) -> int:
-        return sum(len(v) for v in self._stats_subs.values())
 
     def system_cpu(self, now: float) -> int:
         return samples.system_cpu(self.spec, self.started, now)
@@ -1583,6 +1564,11 @@ def _offer(queue: asyncio.Queue[Any], item: Any, replace: bool = False) -> None:
             queue.get_nowait()
         with contextlib.suppress(asyncio.QueueFull):
             queue.put_nowait(item)
+
+
+def _term_delay(c: Container) -> float:
+    """How long a container that handles SIGTERM takes to exit: 50-300 ms, fixed per container."""
+    return 0.05 + int(c.id[:2], 16) / 255 * 0.25
 
 
 def _parse_signal(text: str) -> int:

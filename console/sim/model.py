@@ -431,18 +431,30 @@ def _plan_node(seed: int, index: int, count: int, tenants: list[str], hot_tenant
     )
 
 
-def default_spec_for(image: str, cid: str, node_seed: str) -> tuple[float, int, int, float]:
-    """(cpu_base, mem_base, cache_base, log_period) for a container created through the API.
+def app_named(name: str) -> App | None:
+    return next((a for a in (*APPS, HOT_APP) if a.name == name), None)
 
-    A known app image gets that app's profile, anything else a light idle load.
+
+def app_for_image(image: str) -> App | None:
+    """The app whose image this is (any tenant's, any tag), e.g. a migrated container's."""
+    for app in (*APPS, HOT_APP):
+        repo = app.image.split("{tenant}")[-1].split(":")[0]
+        if repo and repo in image:
+            return app
+    return None
+
+
+def default_spec_for(image: str, cid: str, node_seed: str) -> tuple[App | None, float, int, int, float]:
+    """(app, cpu_base, mem_base, cache_base, log_period) for a container created through the API.
+
+    A known app image gets that app's profile, anything else a light idle load and no output.
     """
     rng = random.Random(f"{node_seed}:created:{cid}")
-    for app in (*APPS, HOT_APP):
-        prefix = app.image.split("{tenant}")[-1].split(":")[0]
-        if prefix and prefix in image:
-            mem = int(app.mem * rng.uniform(0.6, 1.4))
-            return app.cpu_weight * rng.uniform(0.2, 0.6), mem, int(mem * app.cache_frac), rng.uniform(2, 20)
-    return rng.uniform(0.001, 0.02), int(rng.uniform(0.3, 2.0) * MiB), int(rng.uniform(0, 0.5) * MiB), 0.0
+    app = app_for_image(image)
+    if app is not None:
+        mem = int(app.mem * rng.uniform(0.6, 1.4))
+        return app, app.cpu_weight * rng.uniform(0.2, 0.6), mem, int(mem * app.cache_frac), rng.uniform(2, 20)
+    return None, rng.uniform(0.001, 0.02), int(rng.uniform(0.3, 2.0) * MiB), int(rng.uniform(0, 0.5) * MiB), 0.0
 
 
 class Load:

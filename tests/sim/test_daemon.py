@@ -169,6 +169,21 @@ async def test_a_container_that_ignores_sigterm_is_killed_after_the_timeout() ->
     assert kills == ["15", "9"]
 
 
+async def test_sigterm_exits_a_handling_container_and_leaves_no_timer_for_its_next_run() -> None:
+    d = daemon()
+    cid = busybox(d, "term", ["sleep", "1000"])
+    await d.start_container(cid)
+    await d.kill_container(cid, "TERM")
+    assert d.inspect(cid)["State"]["Running"]  # it takes a moment to shut down
+    assert (await asyncio.wait_for(d.wait_container(cid, "not-running"), 2))["StatusCode"] == 143
+    await d.start_container(cid)
+    await d.kill_container(cid, "SIGTERM")
+    await d.kill_container(cid, "KILL")  # before the TERM handler finished
+    await d.start_container(cid)
+    await asyncio.sleep(0.5)  # longer than any TERM delay
+    assert d.inspect(cid)["State"]["Status"] == "running"
+
+
 async def test_names_ids_and_prefixes_resolve_like_dockerd() -> None:
     d = daemon()
     cid = busybox(d, "lookup", ["sleep", "1000"])
