@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from console.sim.fleet import _ping
+from console.sim.fleet import ping_socket
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                                 cwd=str(Path(__file__).resolve().parents[2]))
         try:
             deadline = time.monotonic() + 30
-            while not (os.path.exists(sock) and _ping(sock)):
+            while not (os.path.exists(sock) and ping_socket(sock)):
                 if time.monotonic() > deadline or proc.poll() is not None:
                     print("node did not start", file=sys.stderr)
                     return 1

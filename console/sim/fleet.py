@@ -45,7 +45,8 @@ class SimError(RuntimeError):
     """The simulated fleet could not start (bad directory, socket path too long, a node died)."""
 
 
-def _ping(path: str, timeout: float = 1.0) -> bool:
+def ping_socket(path: str, timeout: float = 1.0) -> bool:
+    """True when an Engine API answers GET /_ping (with an Api-Version header) on this unix socket."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -202,7 +203,7 @@ class SimFleet:
             if len(str(path)) > MAX_SOCKET_PATH:
                 raise SimError(f"{path} is too long for a unix socket ({len(str(path))} > {MAX_SOCKET_PATH} "
                                f"bytes): use a shorter --dir")
-            if path.exists() and _ping(str(path), 0.5):
+            if path.exists() and ping_socket(str(path), 0.5):
                 raise SimError(f"{path} is already served by a running daemon: use another --dir")
         for path in self.sockets.values():
             if not path.parent.exists():
@@ -272,7 +273,7 @@ class SimFleet:
                 if proc.poll() is not None:
                     log_text = (pending[name].parent / "node.log").read_text(errors="replace")[-800:]
                     raise SimError(f"sim node {name} exited with {proc.returncode} while starting: {log_text}")
-                if pending[name].exists() and _ping(str(pending[name]), 1.0):
+                if pending[name].exists() and ping_socket(str(pending[name]), 1.0):
                     del pending[name]
             if not pending:
                 break

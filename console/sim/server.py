@@ -41,7 +41,6 @@ from console.sim.daemon import (
     NS,
     ZERO_TIME,
     ApiError,
-    Container,
     NotModified,
     SimDaemon,
     _go_json,
@@ -134,7 +133,6 @@ class EngineServer:
         self.daemon = daemon
         self.socket_path = socket_path
         self.mode = "up"  # up | refuse | reset | hang
-        self.requests = 0
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._up = asyncio.Event()
@@ -201,7 +199,6 @@ class EngineServer:
                     break
                 if not self._up.is_set():
                     await self._up.wait()  # hung: the request waits (the client times out)
-                self.requests += 1
                 keep = await self._respond(conn, reader, writer, req, leftover)
                 if not keep or conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                     break
@@ -663,4 +660,4 @@ def _with_pre(doc: dict[str, Any], pre: dict[str, Any] | None) -> dict[str, Any]
     return {**doc, "preread": pre["read"], "precpu_stats": pre["cpu_stats"]}
 
 
-__all__ = ["Container", "EngineServer", "Request", "Response", "parse_timestamp"]
+__all__ = ["EngineServer", "Request", "Response", "parse_timestamp"]
