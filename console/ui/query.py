@@ -139,16 +139,29 @@ def _tenant_field(t: TenantSnapshot, field: str) -> tuple[str, ...]:
 
 
 def _compile(query: Query, fields: Callable[[object, str], tuple[str, ...]]) -> Callable[[object], bool]:
-    terms = query.terms
+    """One predicate for the whole query; plain substrings (the common case) skip glob machinery."""
+    checks: list[tuple[Callable[[object], bool], bool]] = []
+    for term in query.terms:
+        checks.append((_term_check(term, fields), term.negate))
 
     def match(row: object) -> bool:
-        for term in terms:
-            hit = _any(term.values, fields(row, term.field))
-            if hit == term.negate:
+        for check, negate in checks:
+            if check(row) == negate:
                 return False
         return True
 
     return match
+
+
+def _term_check(term: Term, fields: Callable[[object, str], tuple[str, ...]]) -> Callable[[object], bool]:
+    values = term.values
+    field = term.field
+    if any(_is_glob(v) or v.endswith("$") for v in values):
+        return lambda row: _any(values, fields(row, field))
+    if len(values) == 1:
+        value = values[0]
+        return lambda row: value in "\0".join(fields(row, field)).lower()
+    return lambda row: any(v in "\0".join(fields(row, field)).lower() for v in values)
 
 
 def container_matcher(query: Query) -> Callable[[ContainerSnapshot], bool]:

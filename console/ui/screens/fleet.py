@@ -19,7 +19,7 @@ from textual.widgets import Footer, Input, Static
 from console.fleet.alerts import Alert
 from console.fleet.model import ContainerSnapshot, FleetSnapshot, NodeSnapshot, TenantSnapshot
 from console.ui.cells import Context
-from console.ui.widgets.header import AlertStrip, FleetHeader, NocSummary
+from console.ui.widgets.header import AlertStrip, FleetHeader, NocSummary, OneLine
 from console.ui.widgets.pane import Pane, Scope
 from console.ui.widgets.table import VirtualTable
 
@@ -159,7 +159,7 @@ class FleetScreen(Screen[None]):
         if crumbs and pane.scope is not None:
             title = pane.title_text(len(pane.table.rows))
             _, _, rest = title.partition(" · ")
-            pane.query_one(".pane--title", Static).update(f"{crumbs} · {rest} · esc back")
+            pane.query_one(".pane--title", OneLine).set(f"{crumbs} · {rest} · esc back")
 
     def breadcrumb(self) -> str:
         """"Hosts › node-2 › Containers" while drilled down; "" at the top."""

@@ -55,17 +55,26 @@ def summary_markup(snap: FleetSnapshot | None, now: float, *, mode: str, stale_a
     return text
 
 
-class FleetHeader(Static):
-    DEFAULT_CSS = "FleetHeader { height: 1; width: 1fr; }"
+class OneLine(Static):
+    """A fixed-height line that repaints only when its text changes, and never asks for a layout pass
+    (Static.update() re-lays out the whole screen by default: tens of ms per snapshot)."""
 
+    DEFAULT_CSS = "OneLine { height: 1; width: 1fr; }"
+    _shown: str | None = None
+
+    def set(self, markup: str) -> None:
+        if markup != self._shown:
+            self._shown = markup
+            self.update(markup, layout=False)
+
+
+class FleetHeader(OneLine):
     def show(self, snap: FleetSnapshot | None, now: float, *, mode: str, stale_after: float) -> None:
-        self.update(summary_markup(snap, now, mode=mode, stale_after=stale_after, width=self.size.width or 80))
+        self.set(summary_markup(snap, now, mode=mode, stale_after=stale_after, width=self.size.width or 80))
 
 
-class AlertStrip(Static, can_focus=False):
-    """The most severe alerts on one line (more in NOC); a click opens the alert list."""
-
-    DEFAULT_CSS = "AlertStrip { height: 1; width: 1fr; }"
+class AlertStrip(OneLine, can_focus=False):
+    """The most severe alerts on one line; a click opens the alert list."""
 
     class Opened(Message):
         """The operator asked for the full alert list."""
@@ -78,7 +87,7 @@ class AlertStrip(Static, can_focus=False):
         self.alerts = alerts
         if not alerts:
             self.set_class(False, "-alerting")
-            self.update("[$density-ok]✓ no alerts[/]")
+            self.set("[$density-ok]✓ no alerts[/]")
             return
         self.set_class(any(a.severity is Severity.CRITICAL for a in alerts), "-alerting")
         crit = sum(1 for a in alerts if a.severity is Severity.CRITICAL)
@@ -88,8 +97,16 @@ class AlertStrip(Static, can_focus=False):
             head += f" [$alert-critical]{crit}✖[/]"
         if warn:
             head += f" [$alert-warning]{warn}▲[/]"
-        items = [f"[{SEVERITY_STYLE[a.severity]}]{SEVERITY_MARK[a.severity]}[/] {escape(a.text)}" for a in alerts]
-        self.update(head + " [$text-muted](a)[/]  " + "  ".join(items))
+        # Only what can fit: a fleet with hundreds of alerts must not build (and parse) a huge line.
+        budget = max(80, (self.size.width or 80) * (self.size.height or 1))
+        items: list[str] = []
+        used = 0
+        for a in alerts:
+            if used > budget:
+                break
+            items.append(f"[{SEVERITY_STYLE[a.severity]}]{SEVERITY_MARK[a.severity]}[/] {escape(a.text)}")
+            used += len(a.text) + 4
+        self.set(head + " [$text-muted](a)[/]  " + "  ".join(items))
 
     def on_click(self, event: events.Click) -> None:
         self.post_message(self.Opened())

@@ -13,12 +13,12 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
 
 from console.fleet.model import FleetSnapshot
 from console.ui import query
 from console.ui.cells import COLUMNS, Context, cell_for
 from console.ui.sorting import Sort, sort_rows
+from console.ui.widgets.header import OneLine
 from console.ui.widgets.table import VirtualTable
 
 TITLES = {"hosts": "Hosts", "containers": "Containers", "tenants": "Tenants"}
@@ -64,7 +64,7 @@ class Pane(Vertical, can_focus=False):
         self.table.sort_arrow = self.sort.arrow
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="pane--title", id=f"title-{self.kind}", markup=False)
+        yield OneLine("", classes="pane--title", id=f"title-{self.kind}", markup=False)
         yield self.table
 
     # -- view state ----------------------------------------------------------
@@ -137,4 +137,4 @@ class Pane(Vertical, can_focus=False):
 
     def _update_title(self, shown: int) -> None:
         if self.is_mounted:
-            self.query_one(".pane--title", Static).update(self.title_text(shown))
+            self.query_one(".pane--title", OneLine).set(self.title_text(shown))

@@ -86,6 +86,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self._placed: tuple[Placed, ...] = fit(columns, 80)
         self._placed_for = -1
         self._styles: dict[str, Style] = {}
+        self._combos: dict[tuple[Style, str, str | None], Style] = {}
         self._cursor_key: Hashable | None = None
 
     # -- data --------------------------------------------------------------
@@ -179,6 +180,7 @@ class VirtualTable(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
+        self._combos.clear()
 
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
@@ -209,16 +211,30 @@ class VirtualTable(ScrollView, can_focus=True):
         ctx = self.context
         cell = self.cell
         segments: list[Segment] = []
-        row_style = base
-        if index == self.cursor:
-            row_style = base + self._style("cursor" if self.has_focus else "cursor-blurred")
+        mode = ("cursor" if self.has_focus else "cursor-blurred") if index == self.cursor else ""
+        combo = self._combo
+        row_style = combo(base, mode, None)
+        gap = Segment(" " * GAP, row_style)
+        last = len(placed) - 1
         for i, p in enumerate(placed):
             text, style_name = cell(row, p.column.key, ctx, p.width)
-            style = row_style + self._style(style_name) if style_name else row_style
-            segments.append(Segment(clip(text, p.width, p.column.align), style))
-            if i < len(placed) - 1:
-                segments.append(Segment(" " * GAP, row_style))
+            segments.append(Segment(clip(text, p.width, p.column.align), combo(base, mode, style_name)))
+            if i < last:
+                segments.append(gap)
         return Strip(segments).adjust_cell_length(width, row_style)
+
+    def _combo(self, base: Style, mode: str, name: str | None) -> Style:
+        """base + row mode (cursor) + cell style, memoised: thousands of cells share a dozen styles."""
+        key = (base, mode, name)
+        style = self._combos.get(key)
+        if style is None:
+            style = base
+            if mode:
+                style = style + self._style(mode)
+            if name:
+                style = style + self._style(name)
+            self._combos[key] = style
+        return style
 
     def _header(self, placed: tuple[Placed, ...], width: int, base: Style) -> Strip:
         head = base + self._style("header")
