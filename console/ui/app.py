@@ -425,7 +425,9 @@ class BerthApp(App[int]):
         except errors as exc:
             self.activity(f"{verb} {label} refused: {exc}", error=True)
             return
-        lines = self._target_lines(target) + ["", *getattr(plan, "summary", ())]
+        summary = list(getattr(plan, "summary", ()))
+        # The plan's summary already states container, node, tenant and effect; add ours only if it is bare.
+        lines = summary if len(summary) >= 3 else self._target_lines(target) + ["", *summary]
         title = f"{verb.capitalize()} {label}?"
         if command == "drain":
             ok = await self.push_screen_wait(TypedConfirmScreen(title, lines, expected=target.name))
