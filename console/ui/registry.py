@@ -34,10 +34,10 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("hosts", "1", "show_pane('hosts')", "Hosts", "Show the hosts pane", "Navigate"),
-    Command("containers", "2", "show_pane('containers')", "Containers", "Show the containers pane (fleet-wide)",
-            "Navigate"),
-    Command("tenants", "3", "show_pane('tenants')", "Tenants", "Show the tenants pane", "Navigate"),
+    Command("hosts", "1", "show_pane('hosts')", "Hosts", "Show the hosts pane", "Navigate", show=True),
+    Command("containers", "2", "show_pane('containers')", "Ctrs", "Show the containers pane (fleet-wide)",
+            "Navigate", show=True),
+    Command("tenants", "3", "show_pane('tenants')", "Tenants", "Show the tenants pane", "Navigate", show=True),
     Command("back", "escape", "back", "Back", "Go back one step (drill-down, filter, screen)", "Navigate",
             display="esc"),
     Command("filter", "slash", "filter", "Filter",
@@ -45,7 +45,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("command", "colon", "command_line", "Cmd",
             "Command line: :hosts :containers :tenants :node NAME :tenant NAME :theme NAME", "Navigate",
             display=":", show=True),
-    Command("alerts", "a", "alerts", "Alerts", "List alerts; Enter jumps to the object", "Navigate", show=True),
+    Command("alerts", "a", "alerts", "Alerts", "List alerts; Enter jumps to the object", "Navigate"),
     Command("sort_cpu", "C,shift+c", "sort('cpu')", "Sort CPU", "Sort by CPU (again: reverse)", "View",
             display="C"),
     Command("sort_mem", "M,shift+m", "sort('mem')", "Sort mem", "Sort by memory (again: reverse)", "View",
@@ -53,7 +53,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("sort_name", "N,shift+n", "sort('name')", "Sort name", "Sort by name (again: reverse)", "View",
             display="N"),
     Command("logs", "l", "logs", "Logs", "Stream the selected container's logs (follow, search)", "View",
-            show=True, needs="container"),
+            needs="container"),
     Command("theme", "t", "cycle_theme", "Theme", "Next theme (dark, light, noc)", "View"),
     Command("audit", "4", "show_audit", "Audit", "Show the audit log of actions", "View"),
     Command("restart", "r", "act('restart')", "Restart", "Restart the selected container", "Act",
