@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -107,6 +108,8 @@ class EngineClient:
             return exc
         if isinstance(exc, httpx.TimeoutException):
             return NodeTimeout(self.name, endpoint, f"no answer within {self.timeout:g}s ({type(exc).__name__})")
+        if isinstance(exc, ssl.SSLError) or "[SSL" in str(exc):
+            return NodeUnreachable(self.name, endpoint, self._tls_reason(str(exc) or type(exc).__name__))
         if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
             return NodeUnreachable(self.name, endpoint, self._connect_reason(exc))
         if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError | httpx.ReadError | httpx.WriteError):
@@ -114,6 +117,28 @@ class EngineClient:
         if isinstance(exc, httpx.HTTPError | OSError | ssl.SSLError):
             return NodeUnreachable(self.name, endpoint, str(exc) or type(exc).__name__)
         return ProtocolError(self.name, endpoint, f"{type(exc).__name__}: {exc}")
+
+    def _tls_reason(self, text: str) -> str:
+        """OpenSSL's words, prefixed with what they mean for a docker daemon's mutual TLS."""
+        detail = re.sub(r"\s*\(_ssl\.c:\d+\)", "", text).strip()
+        tls = self.node.tls
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            if "mismatch" in text:
+                hint = "the daemon's certificate is not issued for this host name or address"
+            elif tls is None or tls.ca is None:
+                hint = "the daemon's certificate does not chain to the system CAs (set tls ca to the CA that signed it)"
+            else:
+                hint = f"the daemon's certificate is not signed by the CA in {tls.ca}"
+        elif any(alert in text for alert in ("BAD_CERTIFICATE", "CERTIFICATE_REQUIRED", "UNKNOWN_CA",
+                                             "CERTIFICATE_UNKNOWN")):
+            hint = "the daemon refused our client certificate"
+            if tls is None or tls.cert is None:
+                hint += " (none is configured, and the daemon requires one: set tls cert and key)"
+        elif "WRONG_VERSION_NUMBER" in text or "RECORD_LAYER_FAILURE" in text:
+            hint = "the daemon does not speak TLS on this port"
+        else:
+            hint = "handshake failed"
+        return f"TLS: {hint}: {detail}"
 
     def _connect_reason(self, exc: Exception) -> str:
         text = str(exc) or type(exc).__name__
