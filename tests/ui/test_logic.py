@@ -7,7 +7,7 @@ from pathlib import Path
 
 import fleetdata
 import pytest
-from conftest import frame
+from uifakes import frame
 
 from console.ui import commandline, query
 from console.ui.cells import (
@@ -183,7 +183,7 @@ def test_env_masking(entry, masked):
 
 
 def test_inspect_sections_cover_what_the_issue_lists():
-    from conftest import INSPECT_DOC
+    from uifakes import INSPECT_DOC
 
     sections = dict(inspect_sections(INSPECT_DOC))
     assert set(sections) >= {"Image", "Command", "Ports", "Networks", "Mounts", "Limits", "Labels", "Env"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import fleetdata
-from conftest import FakeActions, FakeEngine, make_app
+from uifakes import FakeActions, FakeEngine, make_app
 from screen_text import screen_text
 
 from console.fleet.model import ContainerSnapshot, NodeSnapshot, NodeState

@@ -7,7 +7,7 @@ The clock is frozen at fleetdata.NOW, so ages and uptimes never move. Update wit
 from __future__ import annotations
 
 import pytest
-from conftest import FakeEngine, make_app
+from uifakes import FakeEngine, make_app
 
 SIZES = [(80, 24), (160, 48)]
 
