@@ -187,9 +187,9 @@ HOST_COLUMNS: tuple[Column, ...] = (
     Column("mem", "MEMORY", 18, 1, sort="mem", grow=10),
     Column("cpu_commit", "CPU▸", 5, 4, "right"),
     Column("mem_commit", "MEM▸", 5, 4, "right"),
-    Column("per_core", "C/CORE", 6, 4, "right"),
-    Column("cpu_spark", "CPU HISTORY", 12, 5, grow=18),
-    Column("mem_spark", "MEM HISTORY", 12, 6, grow=18),
+    Column("per_core", "C/CORE", 6, 5, "right"),
+    Column("cpu_spark", "CPU HIST", 10, 3, grow=20),
+    Column("mem_spark", "MEM HIST", 10, 5, grow=20),
     Column("age", "AGE", 5, 1, "right"),
     Column("engine", "ENGINE", 8, 7),
 )

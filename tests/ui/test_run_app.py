@@ -1,0 +1,50 @@
+"""`berth` entry point: config errors are one line and exit 2 before Textual starts; the --demo hook."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from console.config import Inventory
+from console.ui import app as app_module
+from console.ui.themes import themes_dir
+
+
+def args(**kw) -> argparse.Namespace:
+    base = {"inventory": None, "read_only": False, "theme": None, "noc": False, "demo": False, "verbose": False}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_missing_inventory_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert app_module.run_app(args(inventory=str(tmp_path / "nope.toml"))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("berth: ") and err.count("\n") == 1
+
+
+def test_unknown_theme_is_refused_before_the_terminal_is_touched(tmp_path: Path, capsys):
+    inv = tmp_path / "inventory.toml"
+    inv.write_text('[[node]]\nname = "a"\nurl = "unix:///nonexistent/docker.sock"\n')
+    assert app_module.run_app(args(inventory=str(inv), theme="neon")) == 2
+    assert "unknown theme 'neon'" in capsys.readouterr().err
+
+
+def test_demo_hook_accepts_an_inventory_path_from_console_sim(tmp_path: Path, monkeypatch):
+    inv = tmp_path / "demo.toml"
+    inv.write_text('[[node]]\nname = "sim-01"\nurl = "unix:///nonexistent/sim.sock"\n')
+    closed = []
+    fake = types.ModuleType("console.sim.demo")
+    fake.start_demo_fleet = lambda: (inv, lambda: closed.append(True))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "console.sim.demo", fake)
+    inventory, closer = app_module._start_demo()  # type: ignore[misc]
+    assert isinstance(inventory, Inventory) and inventory.nodes[0].name == "sim-01"
+    closer()
+    assert closed == [True]
+
+
+def test_themes_dir_can_be_overridden(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("BERTH_THEMES_DIR", str(tmp_path))
+    assert themes_dir() == tmp_path
