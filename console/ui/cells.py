@@ -102,7 +102,7 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("mem", "MEM", 6, 0, "right", sort="mem"),
     Column("mem_lim", "LIMIT", 6, 2, "right"),
     Column("uptime", "UP", 5, 2, "right"),
-    Column("restarts", "RST", 3, 3, "right"),
+    Column("restarts", "RST", 3, 4, "right"),
     Column("image", "IMAGE", 12, 4, grow=28),
     Column("id", "ID", 12, 6),
 )
