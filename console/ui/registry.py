@@ -102,8 +102,7 @@ LOCAL_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Filter / command", "enter", "Apply"),
     ("Filter / command", "esc", "Cancel (filter: clear)"),
     ("Logs", "f", "Follow on/off"),
-    ("Logs", "/", "Search (only matching lines)"),
-    ("Logs", "n / N", "Search next / previous"),
+    ("Logs", "/", "Search: show only matching lines (enter keeps, esc clears)"),
     ("Dialogs", "y / enter", "Confirm"),
     ("Dialogs", "n / esc", "Cancel"),
 )
