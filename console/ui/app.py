@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -481,33 +482,19 @@ _REGISTRY_ACTIONS = {c.action.partition("(")[0] for c in registry.COMMANDS}
 
 
 def _start_demo() -> tuple[Inventory, Callable[[], None]] | str:
-    """The in-process demo fleet from console.sim, if this build has it; otherwise why not.
+    """The in-process simulated incident fleet (no Docker, no root), or a one-line reason."""
+    from console.config import load_inventory
+    from console.sim.fleet import SimError, start_demo_fleet
 
-    Looks for `start_demo_fleet()` in console.sim.demo, then console.sim.fleet; it returns
-    (inventory or inventory path, closer). Anything missing is a one-line reason, not a crash.
-    """
-    import importlib
-
-    start = None
-    for module in ("console.sim.demo", "console.sim.fleet"):
-        try:
-            start = getattr(importlib.import_module(module), "start_demo_fleet", None)
-        except ImportError:
-            continue
-        if start is not None:
-            break
-    if start is None:
-        return "--demo needs console.sim's start_demo_fleet(), which this build lacks"
-    inventory, closer = start()
-    if not isinstance(inventory, Inventory):
-        from console.config import resolve_inventory
-
-        try:
-            inventory = resolve_inventory(str(inventory))
-        except ConfigError:
-            closer()
-            raise
-    return inventory, closer
+    try:
+        path, closer = start_demo_fleet()
+    except (SimError, OSError) as exc:
+        return f"--demo could not start its simulated fleet: {exc}"
+    try:
+        return load_inventory(path), closer
+    except ConfigError:
+        closer()
+        raise
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -538,6 +525,10 @@ def run_app(args: argparse.Namespace) -> int:
         feed = FleetThread(inventory, app.deliver)
         app.feed = feed
         app.engine_io.factory = app.engine_io.factory or _default_engine(inventory)
+        # A closed terminal (SIGHUP) or a kill (SIGTERM) must still run the closers below,
+        # or the demo's simulated nodes and their temp dir outlive us.
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: app.call_later(app.exit))
         try:
             app.run()
         finally:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -32,17 +30,17 @@ def test_unknown_theme_is_refused_before_the_terminal_is_touched(tmp_path: Path,
     assert "unknown theme 'neon'" in capsys.readouterr().err
 
 
-def test_demo_hook_accepts_an_inventory_path_from_console_sim(tmp_path: Path, monkeypatch):
-    inv = tmp_path / "demo.toml"
-    inv.write_text('[[node]]\nname = "sim-01"\nurl = "unix:///nonexistent/sim.sock"\n')
-    closed = []
-    fake = types.ModuleType("console.sim.demo")
-    fake.start_demo_fleet = lambda: (inv, lambda: closed.append(True))  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "console.sim.demo", fake)
-    inventory, closer = app_module._start_demo()  # type: ignore[misc]
-    assert isinstance(inventory, Inventory) and inventory.nodes[0].name == "sim-01"
-    closer()
-    assert closed == [True]
+def test_demo_starts_the_real_simulated_fleet_and_cleans_up() -> None:
+    demo = app_module._start_demo()
+    assert not isinstance(demo, str), demo
+    inventory, closer = demo
+    try:
+        assert isinstance(inventory, Inventory) and len(inventory.nodes) >= 5
+        sockets = [Path(n.url.removeprefix("unix://")) for n in inventory.nodes]
+        assert any(s.exists() for s in sockets)
+    finally:
+        closer()
+    assert not any(s.exists() for s in sockets)
 
 
 def test_themes_dir_can_be_overridden(tmp_path: Path, monkeypatch):
