@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import docker
-import pytest
-from dockerlab import BUSYBOX_REF, Lab, lab_available
+from dockerlab import BUSYBOX_REF, Lab
+from labgate import require_lab  # noqa: F401  (re-exported for the action suites)
 
 from console.config import Inventory, resolve_inventory
 
@@ -42,15 +41,6 @@ def read_file(container: Any, path: str) -> bytes:
 
 def names(lab: Lab, node: str) -> list[str]:
     return sorted(c.name for c in dk(lab, node).containers.list(all=True))
-
-
-def require_lab() -> None:
-    reason = lab_available()
-    if reason is None:
-        return
-    if os.environ.get("BERTH_REQUIRE_LAB") == "1":
-        pytest.fail(f"LAB REQUIRED (BERTH_REQUIRE_LAB=1) but unavailable: {reason}", pytrace=False)
-    pytest.skip(f"LAB SKIPPED: {reason}")
 
 
 def inventory_for(lab: Lab, tmp_path: Path) -> Inventory:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,18 +21,10 @@ if _LAB not in sys.path:
     sys.path.insert(0, _LAB)
 
 from contract_support import API, Engine
-from dockerlab import Lab, lab_available
+from dockerlab import Lab
+from labgate import require_lab
 
 from console.sim.fleet import SimFleet
-
-
-def require_lab() -> None:
-    reason = lab_available()
-    if reason is None:
-        return
-    if os.environ.get("BERTH_REQUIRE_LAB") == "1":
-        pytest.fail(f"LAB REQUIRED (BERTH_REQUIRE_LAB=1) but unavailable: {reason}", pytrace=False)
-    pytest.skip(f"LAB SKIPPED: {reason}")
 
 
 @pytest.fixture(scope="session")

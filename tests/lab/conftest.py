@@ -19,7 +19,6 @@ a backstop, so a failing test does not leak daemons or mounts.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,25 +31,13 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from dockerlab import Lab, LabError, Placement, lab_available, run_standard_workload  # noqa: E402
-
-_skip_reasons: set[str] = set()
-
-
-def require_lab() -> None:
-    """Skip (loudly) or, under BERTH_REQUIRE_LAB=1, fail when the lab cannot run here."""
-    reason = lab_available()
-    if reason is None:
-        return
-    if os.environ.get("BERTH_REQUIRE_LAB") == "1":
-        pytest.fail(f"LAB REQUIRED (BERTH_REQUIRE_LAB=1) but unavailable: {reason}", pytrace=False)
-    _skip_reasons.add(reason)
-    pytest.skip(f"LAB SKIPPED: {reason}")
+from dockerlab import Lab, LabError, Placement, run_standard_workload  # noqa: E402
+from labgate import SKIP_REASONS, require_lab  # noqa: E402
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Repeat a lab skip at the end of the run: `-q` hides skip reasons, and this one matters."""
-    for reason in sorted(_skip_reasons):
+    for reason in sorted(SKIP_REASONS):
         terminalreporter.write_sep("!", f"LAB SKIPPED: {reason}; real-daemon tests did not run", red=True, bold=True)
 
 

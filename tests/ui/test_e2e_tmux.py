@@ -23,27 +23,17 @@ _LAB = str(Path(__file__).resolve().parents[1] / "lab")
 if _LAB not in sys.path:
     sys.path.insert(0, _LAB)
 
-from dockerlab import Lab, lab_available, run_standard_workload  # noqa: E402
+from dockerlab import Lab, run_standard_workload  # noqa: E402
+from labgate import require_lab  # noqa: E402
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _require() -> None:
-    reason = lab_available()
-    if reason is None and shutil.which("tmux") is None:
-        reason = "tmux not installed (apt-get install tmux)"
-    if reason is None:
-        return
-    if os.environ.get("BERTH_REQUIRE_LAB") == "1":
-        pytest.fail(f"LAB REQUIRED (BERTH_REQUIRE_LAB=1) but unavailable: {reason}", pytrace=False)
-    pytest.skip(f"LAB SKIPPED: {reason}")
-
-
 @pytest.fixture
 def ui_lab() -> Iterator[Lab]:
     """A lab of our own: this test kills one of its daemons."""
-    _require()
+    require_lab(None if shutil.which("tmux") else "tmux not installed (apt-get install tmux)")
     lab = Lab(3, prefix="berth-ui-lab-")
     try:
         lab.start()
