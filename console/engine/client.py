@@ -112,7 +112,15 @@ class EngineClient:
             return NodeUnreachable(self.name, endpoint, self._tls_reason(str(exc) or type(exc).__name__))
         if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
             return NodeUnreachable(self.name, endpoint, self._connect_reason(exc))
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError | httpx.ReadError | httpx.WriteError):
+        if isinstance(exc, httpx.ReadError | httpx.WriteError):
+            # Often empty (the daemon died under a pooled connection): say what happened, with the cause.
+            way = "reading" if isinstance(exc, httpx.ReadError) else "writing"
+            root: BaseException | None = exc
+            while root is not None and not str(root):
+                root = root.__cause__ or root.__context__
+            detail = str(root) if root is not None else "the daemon closed it"
+            return ProtocolError(self.name, endpoint, f"connection lost while {way}: {detail}")
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
             return ProtocolError(self.name, endpoint, str(exc) or type(exc).__name__)
         if isinstance(exc, httpx.HTTPError | OSError | ssl.SSLError):
             return NodeUnreachable(self.name, endpoint, str(exc) or type(exc).__name__)
