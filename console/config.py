@@ -277,61 +277,77 @@ class _Url:
     port: int | None
 
 
+def redact_url(url: str) -> str:
+    """The url with any password in its user info replaced by ***, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    userinfo, _, hostpart = authority.rpartition("@")
+    if ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hostpart}{slash}{path}"
+
+
 def _parse_url(url: str) -> _Url:
     """Validate a node URL; ValueError says what is wrong in operator terms."""
+    shown = redact_url(url)  # errors name the url, never its password
     if not url:
         raise ValueError("url is empty")
     if any(c.isspace() for c in url):
-        raise ValueError(f"url {_q(url)} contains whitespace")
+        raise ValueError(f"url {_q(shown)} contains whitespace")
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"url {_q(url)} has no scheme ({_USE_SCHEMES})")
+        raise ValueError(f"url {_q(shown)} has no scheme ({_USE_SCHEMES})")
     if scheme not in _SCHEMES:
         raise ValueError(
-            f"url {_q(url)} has an unsupported scheme {_q(scheme)} ({_USE_SCHEMES})"
+            f"url {_q(shown)} has an unsupported scheme {_q(scheme)} ({_USE_SCHEMES})"
         )
     if "?" in rest or "#" in rest:
-        raise ValueError(f"url {_q(url)} must not have a query or fragment")
+        raise ValueError(f"url {_q(shown)} must not have a query or fragment")
     if scheme == "unix":
         if not rest.startswith("/"):
             raise ValueError(
-                f"url {_q(url)} must name an absolute socket path, like {DEFAULT_SOCKET_URL}"
+                f"url {_q(shown)} must name an absolute socket path, like {DEFAULT_SOCKET_URL}"
             )
         if rest.rstrip("/") == "":
-            raise ValueError(f"url {_q(url)} has no socket path")
+            raise ValueError(f"url {_q(shown)} has no socket path")
         return _Url("unix", "", None)
     netloc, slash, path = rest.partition("/")
     if path or (slash and scheme == "ssh"):
-        raise ValueError(f"url {_q(url)} must not have a path")
+        raise ValueError(f"url {_q(shown)} must not have a path")
     userinfo, at, hostport = netloc.rpartition("@")
     if at:
         if scheme == "tcp":
             raise ValueError(
-                f"url {_q(url)} must not contain a user name (tcp:// has no login)"
+                f"url {_q(shown)} must not contain a user name (tcp:// has no login)"
             )
         if not userinfo:
-            raise ValueError(f"url {_q(url)} has an empty user name")
+            raise ValueError(f"url {_q(shown)} has an empty user name")
         if ":" in userinfo:
             raise ValueError(
-                f"url {_q(url)} must not contain a password (use an ssh key or agent)"
+                f"url {_q(shown)} must not contain a password (use an ssh key or agent)"
             )
-    host, port_text = _split_host_port(url, hostport)
+    host, port_text = _split_host_port(shown, hostport)
     if not host:
-        raise ValueError(f"url {_q(url)} has no host")
+        raise ValueError(f"url {_q(shown)} has no host")
     port: int | None = None
     if port_text == "":
-        raise ValueError(f"url {_q(url)} has no port after ':'")
+        raise ValueError(f"url {_q(shown)} has no port after ':'")
     if port_text is not None:
         if not port_text.isascii() or not port_text.isdigit():
             raise ValueError(
-                f"url {_q(url)} has a port {_q(port_text)} that is not a number"
+                f"url {_q(shown)} has a port {_q(port_text)} that is not a number"
             )
         port = int(port_text)
         if not 1 <= port <= 65535:
-            raise ValueError(f"url {_q(url)} has port {port} out of range (1-65535)")
+            raise ValueError(f"url {_q(shown)} has port {port} out of range (1-65535)")
     elif scheme == "tcp":
         raise ValueError(
-            f"url {_q(url)} has no port (the docker convention is 2376 with TLS, 2375 without)"
+            f"url {_q(shown)} has no port (the docker convention is 2376 with TLS, 2375 without)"
         )
     return _Url(cast(Scheme, scheme), host, port)
 

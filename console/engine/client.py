@@ -433,15 +433,17 @@ class EngineClient:
         return await self._expect_dict(f"/containers/{quote(cid, safe='')}/stats",
                                        params={"stream": "false", "one-shot": "true"})
 
-    async def events(self, since: float | None = None, filters: Mapping[str, list[str]] | None = None
-                     ) -> AsyncIterator[dict[str, Any]]:
-        """The /events stream (never times out on idle)."""
+    async def events(self, since: float | None = None, filters: Mapping[str, list[str]] | None = None,
+                     on_open: Callable[[], None] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The /events stream (never times out on idle); `on_open` runs once the daemon said 200."""
         params: dict[str, str] = {}
         if since is not None:
             params["since"] = f"{since:.9f}"
         if filters:
             params["filters"] = orjson.dumps(filters).decode()
         async with self.stream("GET", "/events", params=params) as resp:
+            if on_open is not None:
+                on_open()
             async for ev in self.json_lines(resp, "GET /events"):
                 if isinstance(ev, dict):
                     yield ev

@@ -42,11 +42,14 @@ class LineStream(asyncio.Protocol):
         self._line = bytearray()
         self._headers_done = False
         self._chunked = False
+        self._length: int | None = None  # Content-Length, when the peer sent one
         self._chunk_left = 0  # bytes of chunk payload still expected (then its CRLF)
         self._status = 0
         self._error_body = bytearray()
         self._closed = False
-        self.last_rx = 0.0
+        self.last_rx = 0.0  # loop time of the newest bytes
+        self.line_begun = 0.0  # loop time the pending partial line began (0 = none pending)
+        self.lines = 0  # complete lines delivered
 
     # -- asyncio.Protocol ----------------------------------------------------
 
@@ -68,6 +71,10 @@ class LineStream(asyncio.Protocol):
                 self._error_body += data
                 if len(self._error_body) > 64 * 1024:
                     self._fail(StreamError(f"HTTP {self._status} with an oversized body", self._status))
+                elif self._length is not None and len(self._error_body) >= self._length:
+                    # the whole error arrived; a keep-alive peer would never close on its own
+                    self._fail(StreamError(_message(self._status, bytes(self._error_body[: self._length])),
+                                           self._status))
                 return
             if self._chunked:
                 self._dechunk(data)
@@ -87,6 +94,9 @@ class LineStream(asyncio.Protocol):
             self._on_close(StreamError(_message(self._status, bytes(self._error_body)), self._status))
         elif not self._headers_done:
             self._on_close(exc or StreamError("connection closed before a response"))
+        elif self._line.strip():
+            self._on_close(StreamError(f"stream ended in the middle of a line ({len(self._line)} bytes "
+                                       "without a newline): truncated"))
         else:
             self._on_close(exc or StreamError("stream ended"))
 
@@ -96,8 +106,11 @@ class LineStream(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
-    def abort(self) -> None:
-        if self._transport is not None:
+    def abort(self, reason: str | None = None) -> None:
+        """Drop the connection; with a reason, that is what `on_close` reports."""
+        if reason is not None:
+            self._fail(StreamError(reason))
+        elif self._transport is not None:
             self._transport.abort()
 
     # -- parsing -------------------------------------------------------------
@@ -106,7 +119,8 @@ class LineStream(asyncio.Protocol):
         if not self._closed:
             self._closed = True
             self._on_close(exc)
-        self.abort()
+        if self._transport is not None:
+            self._transport.abort()
 
     def _parse_headers(self) -> bool:
         end = self._buf.find(b"\r\n\r\n")
@@ -123,8 +137,11 @@ class LineStream(asyncio.Protocol):
         self._status = int(parts[1])
         for line in lines[1:]:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
+            key = name.strip().lower()
+            if key == "transfer-encoding" and "chunked" in value.lower():
                 self._chunked = True
+            elif key == "content-length" and value.strip().isdigit():
+                self._length = int(value.strip())
         self._headers_done = True
         return True
 
@@ -173,8 +190,11 @@ class LineStream(asyncio.Protocol):
         while True:
             nl = data.find(b"\n", start)
             if nl < 0:
+                if start < len(data) and not line:
+                    self.line_begun = self.last_rx
                 line += data[start:]
                 if len(line) > MAX_LINE:
+                    line.clear()
                     raise StreamError(f"stream line exceeds {MAX_LINE} bytes")
                 return
             if line:
@@ -184,7 +204,9 @@ class LineStream(asyncio.Protocol):
             else:
                 out = bytes(data[start:nl])
             start = nl + 1
+            self.line_begun = 0.0
             if out.strip():
+                self.lines += 1
                 self._on_line(out)
 
 

@@ -24,8 +24,8 @@ class StatsSample:
 
 def _num(doc: Any, key: str) -> int:
     value = doc.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"stats field {key!r} is not a number: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value < 0:
+        raise ValueError(f"stats field {key!r} is not a counter: {str(value)[:40]!r}")
     return int(value)
 
 
@@ -34,10 +34,10 @@ def mem_used(usage: int, stats: Any) -> int:
     each only when smaller than usage."""
     if isinstance(stats, dict):
         v1 = stats.get("total_inactive_file")
-        if isinstance(v1, int) and not isinstance(v1, bool) and v1 < usage:
+        if isinstance(v1, int) and not isinstance(v1, bool) and 0 <= v1 < usage:
             return usage - v1
         v2 = stats.get("inactive_file", 0)
-        if isinstance(v2, int) and not isinstance(v2, bool) and v2 < usage:
+        if isinstance(v2, int) and not isinstance(v2, bool) and 0 <= v2 < usage:
             return usage - v2
     return usage
 

@@ -27,7 +27,8 @@ import psutil
 
 from console.config import Inventory, NodeConfig
 from console.engine.client import EngineClient
-from console.engine.errors import EngineError, NodeTimeout, NodeUnreachable, NotFound
+from console.engine import client as engine_client
+from console.engine.errors import EngineError, NodeTimeout, NodeUnreachable, NotFound, ProtocolError
 from console.engine.rawstream import LineStream, StreamError
 from console.engine.stats import StatsSample, cpu_percent, decode
 from console.fleet import density
@@ -164,6 +165,7 @@ class NodeWatcher:
         self._inspecting: set[str] = set()
         self._inspect_sem = asyncio.Semaphore(8)
         self._events_since: float | None = None
+        self._events_open_since: float | None = None  # monotonic time the event stream last opened
         self._stop = False
 
     # -- state ---------------------------------------------------------------
@@ -256,7 +258,12 @@ class NodeWatcher:
     # -- info / list ---------------------------------------------------------
 
     async def _refresh_info(self) -> None:
-        self.info = await self.client.info()
+        info = await self.client.info()
+        for key in ("NCPU", "MemTotal"):
+            value = info.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ProtocolError(self.name, "GET /info", f"field {key} is not a count: {str(value)[:40]!r}")
+        self.info = info
         if self._events_since is None:
             # Events from the daemon's own clock at connect: nothing between this and the stream is lost.
             self._events_since = parse_time(self.info.get("SystemTime"))
@@ -289,6 +296,10 @@ class NodeWatcher:
         """
         while True:
             await asyncio.sleep(self.heartbeat)
+            self._check_stalled_streams(asyncio.get_running_loop().time())
+            self._events_healthy_again()
+            if self.partial_errors:
+                self._reassess()  # partial errors expire after 30 s without a repeat
             if self.last_ok is None or time.time() - self.last_ok >= self.heartbeat:
                 started = time.monotonic()
                 await self.client.ping()
@@ -303,7 +314,6 @@ class NodeWatcher:
         while True:
             await asyncio.sleep(self.list_interval)
             await self._refresh_list()
-            self._check_stalled_streams(asyncio.get_running_loop().time())
 
     async def _refresh_list(self) -> None:
         started = time.monotonic()
@@ -438,19 +448,28 @@ class NodeWatcher:
     async def _events_loop(self) -> None:
         while True:
             try:
-                async for ev in self.client.events(since=self._events_since,
-                                                   filters={"type": ["container"]}):
+                async for ev in self.client.events(since=self._events_since, filters={"type": ["container"]},
+                                                   on_open=self._events_opened):
                     self._apply_event(ev)
-                    self._clear_partial("events")
             except (NodeUnreachable, NodeTimeout):
                 raise
             except EngineError as exc:
+                self._events_open_since = None
                 # The stream broke: if the node itself is gone, ping says so and we go down at once.
                 await self.client.ping()
                 self._partial("events", str(exc))
                 await asyncio.sleep(0.5)
             # After any reconnect the listing catches up with what the stream may have missed.
             await self._refresh_list()
+
+    def _events_opened(self) -> None:
+        self._events_open_since = time.monotonic()
+
+    def _events_healthy_again(self) -> None:
+        """A reopened event stream that has run clean for a few seconds clears its old complaint."""
+        since = self._events_open_since
+        if since is not None and "events" in self.partial_errors and time.monotonic() - since >= 2.0:
+            self._clear_partial("events")
 
     def _apply_event(self, ev: dict[str, Any]) -> None:
         if ev.get("Type") != "container":
@@ -489,8 +508,10 @@ class NodeWatcher:
             c.status = "Up"
         elif action == "die":
             c.state = "exited"
-            code = attrs.get("exitCode")
-            c.exit_code = int(code) if isinstance(code, str) and code.lstrip("-").isdigit() else c.exit_code
+            try:
+                c.exit_code = int(attrs.get("exitCode"))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                pass  # absent or not a number: keep what inspect said
             c.status = f"Exited ({c.exit_code})"
             c.cpu_percent = None
             c.prev = None
@@ -553,21 +574,29 @@ class NodeWatcher:
                     stream.abort()
                 if isinstance(exc, StreamError) and exc.status == 404:
                     return  # the container is gone; the event or the listing removes it
-                c = self.containers.get(cid)
-                if exc is not None and c is not None and c.state in STATS_STATES \
-                        and not isinstance(exc, StreamError | ConnectionResetError):
-                    self._partial(f"stats:{cid}", f"{self.name}: stats of {c.name}: {exc}")
+                clean_end = isinstance(exc, StreamError) and str(exc) == "stream ended"
+                # dockerd ends the stream when a container stops; its die event may trail by a moment
                 await asyncio.sleep(1.0)
+                c = self.containers.get(cid)
+                if c is not None and c.state in STATS_STATES:
+                    why = "stream ended while the container runs" if clean_end else str(exc or "stream closed")
+                    self._partial(f"stats:{cid}", f"{self.name}: stats of {c.name}: {why}")
         finally:
             if self._streams.get(cid) is asyncio.current_task():
                 del self._streams[cid]
 
     def _check_stalled_streams(self, now: float, after: float = 30.0) -> None:
-        """A stats stream silent for `after` seconds is hung (frozen daemon, lost peer): reopen it."""
+        """Reopen stats streams that are hung: silent for `after` seconds (frozen daemon, lost peer),
+        or holding a partial line for longer than a line may take (a peer trickling bytes)."""
+        line_limit = engine_client.MAX_LINE_SECONDS
         for cid, stream in list(self._stats_streams.items()):
             c = self.containers.get(cid)
-            if c is not None and c.state == "running" and stream.last_rx and now - stream.last_rx > after:
-                stream.abort()
+            if c is None or c.state != "running":
+                continue
+            if stream.line_begun and now - stream.line_begun > line_limit:
+                stream.abort(f"stream line incomplete after {line_limit:g}s: the node is trickling or stuck")
+            elif stream.last_rx and now - stream.last_rx > after:
+                stream.abort(f"no stats sample for {after:g}s")
 
     def _apply_stats_line(self, cid: str, line: bytes) -> None:
         try:
