@@ -23,7 +23,10 @@ class Endpoint:
 
     base_url: str
     uds: str | None = None
-    verify: ssl.SSLContext | bool = True
+    # Only https endpoints carry a context (always verifying, see ssl_context). Plain http over a
+    # unix socket or an ssh tunnel has no TLS at all, and httpx would otherwise load the system CA
+    # store for nothing: ~50 ms per node before the first ping.
+    verify: ssl.SSLContext | bool = False
 
 
 def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
