@@ -485,6 +485,7 @@ class LabNode:
                 self._frozen = False
                 self._remove_containers()
                 self._terminate_dockerd()
+            self._remove_bridges()
             container_ids = self._container_ids()
             self._kill_leftovers(container_ids)
             self._remove_cgroups(container_ids)
@@ -537,6 +538,25 @@ class LabNode:
             if arg == "-namespace" and i + 1 < len(argv) and argv[i + 1] == self.containerd_namespace:
                 return True
         return False
+
+    def _remove_bridges(self) -> None:
+        """Delete the host bridge interfaces of this node's user-defined networks.
+
+        dockerd keeps `br-<id>` interfaces across its own shutdown (and a killed daemon
+        cannot remove them), so every lab that made a network would leak bridges, and
+        their routes: after ~30, new daemons find no free address pool ("could not find
+        an available, non-overlapping IPv4 address pool"). The network ids are read
+        from this node's own network store, so no other node's bridges are touched.
+        """
+        store = self.dir / "data" / "network" / "files" / "local-kv.db"
+        try:
+            raw = store.read_bytes()
+        except OSError:
+            return
+        for net_id in sorted(set(re.findall(rb"docker/network/v1\.0/network/([0-9a-f]{64})", raw))):
+            bridge = "br-" + net_id[:12].decode()
+            if Path("/sys/class/net", bridge).exists():
+                subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
 
     def _remove_containers(self) -> None:
         try:
