@@ -76,8 +76,9 @@ SCENARIOS: dict[str, str] = {
     "events-garbage": "/events sends unknown types, garbage fields and non-object lines, then a real rename",
     "stats-endless-line": "the stats stream sends bytes forever without a newline",
     "stats-trickle": "the stats stream sends one byte per second",
-    "stats-truncated": "the stats stream ends cleanly in the middle of a JSON line",
-    "stats-cut": "the stats stream's connection is cut in the middle of a chunk",
+    "stats-truncated": "every stats stream ends cleanly in the middle of its first JSON line",
+    "stats-cut": "every stats stream's connection is cut in the middle of its first chunk",
+    "stats-flapping": "the stats stream sends two good samples, then is cut mid-chunk; again and again",
     "stats-not-stats": "the stats stream sends JSON that is not a stats sample",
     "stats-500-json": "the stats endpoint answers 500 with a JSON message",
 }
@@ -390,10 +391,11 @@ class HostileEngine:
             while True:
                 await self._chunk(writer, b'{"cpu_stats": "busy", "memory_stats": []}\n')
                 await asyncio.sleep(SAMPLE_EVERY)
-        if s in ("stats-truncated", "stats-cut"):
-            for n in (1, 2):
-                await self._chunk(writer, self._stats_doc(n))
-                await asyncio.sleep(SAMPLE_EVERY)
+        if s in ("stats-truncated", "stats-cut", "stats-flapping"):
+            if s == "stats-flapping":
+                for n in (1, 2):
+                    await self._chunk(writer, self._stats_doc(n))
+                    await asyncio.sleep(SAMPLE_EVERY)
             half = self._stats_doc(3)
             if s == "stats-truncated":
                 await self._chunk(writer, half[: len(half) // 2])
