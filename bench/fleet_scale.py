@@ -41,6 +41,8 @@ from typing import IO, Any
 
 import psutil
 
+from bench.procstat import cpu_of
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (160, 48)
 MiB = 2**20
@@ -186,17 +188,6 @@ async def console(inventory: str, idle: float, rounds: int, downs: int, text: st
 
 
 # ---------------------------------------------------------------------- parent: the fleet and the table
-
-
-def cpu_of(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def machine_busy() -> float:

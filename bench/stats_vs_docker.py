@@ -19,19 +19,10 @@ from pathlib import Path
 
 import psutil
 
+from bench.procstat import cpu_of
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lab"))
 from dockerlab import BUSYBOX_REF, Lab, lab_available  # noqa: E402
-
-
-def cpu_of(procs: list[psutil.Process]) -> float:
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def node_procs(node) -> list[psutil.Process]:  # type: ignore[no-untyped-def]
