@@ -535,8 +535,9 @@ class NodeWatcher:
     def _reconcile_streams(self) -> None:
         for cid, c in self.containers.items():
             if c.state in STATS_STATES and cid not in self._streams:
-                self._streams[cid] = asyncio.get_running_loop().create_task(
-                    self._stats(cid), name=f"berth:{self.name}:stats")
+                task = asyncio.get_running_loop().create_task(self._stats(cid), name=f"berth:{self.name}:stats")
+                task.add_done_callback(partial(self._stats_ended, cid))
+                self._streams[cid] = task
         for cid in [cid for cid in self._streams if cid not in self.containers
                     or self.containers[cid].state not in STATS_STATES]:
             self._streams.pop(cid).cancel()
@@ -562,7 +563,7 @@ class NodeWatcher:
                 try:
                     stream = await self.client.open_lines(f"/containers/{cid}/stats?stream=1",
                                                           partial(self._apply_stats_line, cid), on_close)
-                except (NodeUnreachable, NodeTimeout) as exc:
+                except EngineError as exc:  # any failure to open is shown and retried, never silent
                     self._partial(f"stats:{cid}", str(exc))
                     await asyncio.sleep(1.0)
                     continue
@@ -584,6 +585,14 @@ class NodeWatcher:
         finally:
             if self._streams.get(cid) is asyncio.current_task():
                 del self._streams[cid]
+
+    def _stats_ended(self, cid: str, task: asyncio.Task[None]) -> None:
+        """A stats task must not die unseen: a bug there shows on the node and the next reconcile retries."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("node %s: stats task for %s failed", self.name, cid[:12], exc_info=exc)
+        self._partial(f"stats:{cid}", f"{self.name}: stats of {cid[:12]}: internal error: {type(exc).__name__}: {exc}")
 
     def _check_stalled_streams(self, now: float, after: float = 30.0) -> None:
         """Reopen stats streams that are hung: silent for `after` seconds (frozen daemon, lost peer),
@@ -626,8 +635,12 @@ class NodeWatcher:
         c.sampled_at = time.time()
         c._snap = None
         self.last_ok = c.sampled_at
-        if self.partial_errors and f"stats:{cid}" in self.partial_errors:
-            self._clear_partial(f"stats:{cid}")
+        if self.partial_errors:
+            # Clear a stats complaint only after 5 s of clean samples: a stream cut after every
+            # couple of samples must keep the node degraded long enough for anyone to see it.
+            err = self.partial_errors.get(f"stats:{cid}")
+            if err is not None and c.sampled_at - err[0] >= 5.0:
+                self._clear_partial(f"stats:{cid}")
         self.on_change(True)
 
     # -- snapshot ------------------------------------------------------------

@@ -268,12 +268,6 @@ async def test_a_node_degraded_by_a_bad_event_stream_is_up_again_once_the_stream
                                     "degraded", "events: invalid JSON in stream"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "poller: a stats error is cleared by the very next good sample. A stream cut after every couple of "
-    "samples makes the node degraded for a few milliseconds per cycle, between two snapshots (published "
-    "every 0.5-1 s), so no operator ever sees it. Fix: in _apply_stats clear 'stats:<id>' only once the "
-    "stream has run clean for a few seconds (as _events_healthy_again does for events), or let "
-    "_reassess keep a partial error at least ~5 s after its last repeat"))
 async def test_a_stats_stream_cut_again_and_again_keeps_the_node_degraded_long_enough_to_be_seen() -> None:
     """Every state change of the flapping node is recorded (the watcher's own on_change), so the
     measure does not depend on when snapshots happen to be taken: some degraded spell must last at
