@@ -49,7 +49,6 @@ class LineStream(asyncio.Protocol):
         self._closed = False
         self.last_rx = 0.0  # loop time of the newest bytes
         self.line_begun = 0.0  # loop time the pending partial line began (0 = none pending)
-        self.lines = 0  # complete lines delivered
 
     # -- asyncio.Protocol ----------------------------------------------------
 
@@ -206,7 +205,6 @@ class LineStream(asyncio.Protocol):
             start = nl + 1
             self.line_begun = 0.0
             if out.strip():
-                self.lines += 1
                 self._on_line(out)
 
 

@@ -633,7 +633,7 @@ class NodeWatcher:
         c.prev = sample
         c.mem_used = sample.mem_used
         c.sampled_at = time.time()
-        c._snap = None
+        c.touch()
         self.last_ok = c.sampled_at
         if self.partial_errors:
             # Clear a stats complaint only after 5 s of clean samples: a stream cut after every
