@@ -9,6 +9,7 @@ with the daemon's words; only read-only mode raises.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from typing import Any, Self
 
 from console.actions import engine_ops as ops
 from console.actions.audit import AuditLog
+from console.actions.journal import Journal, MigrationRecord
 from console.actions.isolation import (
     isolate,
     isolation_state,
@@ -42,6 +44,8 @@ from console.engine.client import EngineClient
 from console.engine.errors import EngineError
 
 ProgressFn = Callable[[Progress], None]
+# The audit id of the action running in this task (drain runs several migrations at once, one task each).
+_AUDIT_ID: contextvars.ContextVar[str] = contextvars.ContextVar("berth_audit_id", default="")
 CORDON_NET = "berth-cordon"
 log = logging.getLogger(__name__)
 SIMPLE = {"restart": "restarted", "stop": "stopped", "start": "started", "pause": "paused", "unpause": "unpaused"}
@@ -54,11 +58,13 @@ def _short(text: str, limit: int = 300) -> str:
 
 class Actions:
     def __init__(self, inventory: Inventory, *, read_only: bool = False, audit: AuditLog | None = None,
-                 user: str | None = None) -> None:
+                 user: str | None = None, journal: Journal | None = None) -> None:
         self.inventory = inventory
         self.read_only = read_only
         self.audit = audit if audit is not None else AuditLog(user=user)
         self.user = user or self.audit.user
+        # Beside the audit log: one state directory per operator holds both.
+        self.journal = journal if journal is not None else Journal(self.audit.path.parent / "migrations")
         self._nodes: dict[str, NodeConfig] = {n.name: n for n in inventory.nodes}
         self._clients: dict[str, EngineClient] = {}
 
@@ -402,6 +408,7 @@ class Actions:
             moved += n
 
         audit_id = self.audit.begin(plan.action, plan.target, plan.params)
+        _AUDIT_ID.set(audit_id)
         details: dict[str, Any] = {}
         downtime: float | None = None
         try:
@@ -531,15 +538,43 @@ class Actions:
                            "error": exc.message})
             return False, exc.message, None, {}
         phases.append({"phase": "plan", "ok": True, "seconds": round(time.monotonic() - t0, 3)})
+        audit_id = _AUDIT_ID.get()
+        record = MigrationRecord(audit_id=audit_id, who=self.user, started=time.time(), source_node=src.name,
+                                 source_id=doc["Id"], name=facts.name, tenant=plan.target.tenant,
+                                 target_node=dst.name, remove_source=bool(p.get("remove_source")),
+                                 was_running=bool((doc.get("State") or {}).get("Running")),
+                                 source_policy=dict((doc.get("HostConfig") or {}).get("RestartPolicy")
+                                                    or {"Name": "no"}))
+        try:
+            self.journal.write(record)  # before the lock: a crash right after taking it is still recoverable
+        except OSError as exc:
+            phases.append({"phase": "lock", "ok": False, "error": f"journal: {exc}"})
+            return False, f"migrate {facts.name} refused: cannot write the migration journal: {exc}", None, {}
         emit("lock", f"locking {plan.target.label}")
         try:
             lock = await self._locked(plan, src, doc)
         except ActionError as exc:
             phases.append({"phase": "lock", "ok": False, "error": exc.message})
+            self.journal.remove(audit_id)
             return False, exc.message, None, {}
+        record.lock_id = lock.lock_id
         mig = Migration(src, dst, facts, emit=emit, count=count, remove_source=bool(p.get("remove_source")),
                         cleanup_wait=float(p.get("cleanup_wait", 30.0)),
+                        source_wait=float(p.get("source_wait", 60.0)),
                         stop_timeout=p.get("stop_timeout"), health_timeout=float(p.get("health_timeout", 120.0)))
+
+        def save(phase: str) -> None:
+            record.phase = phase
+            record.created = {"container": mig.created.container, "volumes": list(mig.created.volumes),
+                              "networks": list(mig.created.networks), "helpers": list(mig.created.helpers)}
+            record.source_stopped = mig.src_stopped
+            record.final_copy_done = mig.final_copy_done
+            record.target_started = mig.target_started
+            record.kept_as = mig.kept_as
+            self.journal.write(record)
+
+        mig.record = save
+        save("lock")
         mig.phases = phases
         phase = "pre-copy"
         try:
@@ -550,24 +585,45 @@ class Actions:
             await mig.switch()
             mig._phase("switch", True, t, downtime=round(mig.downtime, 3) if mig.downtime is not None else None)
             phase, t = "finalize", time.monotonic()
+            down = f", downtime {mig.downtime:.2f}s" if mig.downtime is not None else ""
+            running = f"running on {dst.name} ({(mig.created.container or '')[:12]})"
             try:
                 await mig.finalize()
                 mig._phase("finalize", True, t)
             except EngineError as exc:  # the move itself succeeded: say so, do not roll back
                 mig._phase("finalize", False, t, error=str(exc))
                 mig.details["finalize_error"] = str(exc)
-            where = f"; source kept as {mig.kept_as}" if mig.kept_as else ""
-            down = f", downtime {mig.downtime:.2f}s" if mig.downtime is not None else ""
+                left = (f"the stopped source stays on {src.name} as {facts.name} ({mig.sid[:12]}, restart policy "
+                        f"no): {src.name} unreachable; `berth recover {audit_id} --finish` "
+                        f"{'removes' if mig.remove_source else 'renames'} it")
+                record.outcome = mig.details["outcome"] = f"{running}; {left}"
+                self.journal.write(record)
+                return True, f"migrated {facts.name} {src.name} -> {dst.name}{down}; {left}", mig.downtime, \
+                    mig.details
+            where = f"; source kept as {mig.kept_as}" if mig.kept_as else (
+                "; source removed" if mig.remove_source else "")
+            mig.details["outcome"] = running + (f"; stopped source kept on {src.name} as {mig.kept_as}"
+                                                if mig.kept_as else "")
+            self.journal.remove(audit_id)
             return True, f"migrated {facts.name} {src.name} -> {dst.name}{down}{where}", mig.downtime, mig.details
         except (EngineError, ActionError, RuntimeError, OSError) as exc:
             mig._phase(phase, False, t, error=_short(str(exc)))
             emit("rollback", f"{phase} failed: {_short(str(exc), 160)}")
             t = time.monotonic()
             notes = await mig.rollback()
+            clean = not mig.details.get("source_not_restarted") and not mig.details.get("left_on_target")
             mig._phase("rollback", "SOURCE NOT RESTARTED" not in " ".join(notes), t, notes=notes)
             mig.details["rolled_back"] = notes
+            tail = ""
+            if clean:
+                self.journal.remove(audit_id)
+            else:
+                record.outcome = mig.details["outcome"]
+                self.journal.write(record)
+                tail = f"; `berth recover {audit_id} --rollback` completes it once the node is back"
+                mig.details["recover"] = f"berth recover {audit_id} --rollback"
             return (False, (f"migrate {facts.name} failed in {phase}: {_short(str(exc), 200)}; rolled back: "
-                    f"{'; '.join(notes)}"), None, mig.details)
+                    f"{'; '.join(notes)}{tail}"), None, mig.details)
         finally:
             try:
                 await lock.release()

@@ -15,13 +15,22 @@ Safety rules that shape the code:
 * the source's restart policy is set to "no" before it is stopped (restored on rollback), so the
   kept source cannot come back when its daemon restarts;
 * anything created on the target is recorded in ``created`` as it is made, and rollback retries the
-  removal for a while when the target node is unreachable (a crashed daemon coming back).
+  removal for a while when the target node is unreachable (a crashed daemon coming back);
+* when the source node dies, rollback waits (``source_wait``) for it to come back and starts the source
+  again; a source that dies after the final copy is not needed any more: the move completes and only
+  the rename of the kept source waits for it;
+* every phase transition and every object made on the target goes to ``record(phase)`` first (the
+  caller's durable journal, console/actions/journal.py), so a Berth killed mid-way can be recovered.
+
+Failpoints for crash tests (after etcd's gofail): with ``BERTH_FAILPOINT=<name>`` the migration stops
+at that point, after journaling it, and waits forever for the test to SIGKILL it. Names: see FAILPOINTS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import tarfile
 import time
 from collections.abc import Callable
@@ -45,6 +54,9 @@ from console.fmt import size
 DEFAULT_NETS = frozenset({"bridge", "host", "none", "default"})
 SKIP_ROOTS = ("/proc", "/sys", "/dev")
 RACY_SLACK = 1.0  # seconds: mtimes are whole seconds, so files touched this close to the pre-copy are resent
+FAILPOINT_ENV = "BERTH_FAILPOINT"
+FAILPOINTS = ("pre-copy:target-created", "switch:source-stopped", "switch:final-copy-done",
+              "finalize:target-running")
 CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts",
                "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Volumes", "WorkingDir",
                "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal", "StopTimeout",
@@ -263,17 +275,23 @@ class Migration:
 
     def __init__(self, src: EngineClient, dst: EngineClient, facts: Facts, *, emit: Callable[[str, str], None],
                  count: Callable[[int], None], remove_source: bool = False, cleanup_wait: float = 30.0,
-                 stop_timeout: int | None = None, health_timeout: float = 120.0) -> None:
+                 source_wait: float = 60.0, stop_timeout: int | None = None, health_timeout: float = 120.0,
+                 record: Callable[[str], None] | None = None) -> None:
         self.src, self.dst, self.facts = src, dst, facts
         self.emit, self.count = emit, count
         self.remove_source = remove_source
         self.cleanup_wait = cleanup_wait
+        self.source_wait = source_wait
+        self.record = record
         self.stop_timeout = stop_timeout
         self.health_timeout = health_timeout
         self.sid = facts.doc["Id"]
         self.name = facts.name
         self.created = Created()
         self.src_stopped = False
+        self.final_copy_done = False
+        self.target_started = False
+        self.phase = "pre-copy"
         self.src_policy = (facts.doc.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}
         self.was_running = bool((facts.doc.get("State") or {}).get("Running"))
         self.layer_manifest: dict[str, Entry] = {}
@@ -291,10 +309,23 @@ class Migration:
     def _phase(self, name: str, ok: bool, started: float, **extra: Any) -> None:
         self.phases.append({"phase": name, "ok": ok, "seconds": round(time.monotonic() - started, 3), **extra})
 
+    def _save(self, phase: str | None = None) -> None:
+        """Journal the state before acting on it (an OSError here stops the migration: no journal, no move)."""
+        if phase is not None:
+            self.phase = phase
+        if self.record is not None:
+            self.record(self.phase)
+
+    async def _failpoint(self, name: str) -> None:
+        if os.environ.get(FAILPOINT_ENV) == name:
+            self.emit(self.phase, f"failpoint {name}: paused until killed ({FAILPOINT_ENV})")
+            await asyncio.Event().wait()
+
     # -- phase 2 --------------------------------------------------------------
 
     async def precopy(self) -> None:
         f = self.facts
+        self._save("pre-copy")
         if not f.image_present:
             self.emit("pre-copy", f"image {f.image_ref} -> {self.dst.name} ({size(f.image_size)})")
             moved = await ops.transfer_image(self.src, self.dst, f.image_ref, self.count)
@@ -307,10 +338,12 @@ class Migration:
                                     "EnableIPv6": bool(info.get("EnableIPv6"))}
             if any("IPAMConfig" in ep for ep in f.networks.values()):
                 body["IPAM"] = info.get("IPAM")
+            self.created.networks.append(net)  # recorded first: a create whose answer is lost still gets undone
+            self._save()
             await ops.create_network(self.dst, body)
-            self.created.networks.append(net)
         self.cutoff = await self._daemon_time() - RACY_SLACK
         await self._build_target()
+        await self._failpoint("pre-copy:target-created")
         await self._copy_volumes(full=True)
         await self._copy_layer(full=True)
 
@@ -326,8 +359,9 @@ class Migration:
             if v.anonymous:
                 continue
             self.emit("pre-copy", f"volume {v.name}")
-            await ops.create_volume(self.dst, v.name, v.driver, v.labels, v.options)
             self.created.volumes.append(v.name)
+            self._save()
+            await ops.create_volume(self.dst, v.name, v.driver, v.labels, v.options)
         self.emit("pre-copy", f"container {self.name} on {self.dst.name} (created, not started)")
         body = clone_body(f.doc, f.image_ref, f.networks)
         try:
@@ -337,7 +371,9 @@ class Migration:
             found = await _quiet(ops.find_container(self.dst, self.name))
             if found:
                 self.created.container = found["Id"]
+                self._save()
             raise
+        self._save()
         primary = str((f.doc.get("HostConfig") or {}).get("NetworkMode") or "")
         for net, endpoint in f.networks.items():
             if net == primary or net in DEFAULT_NETS:
@@ -349,6 +385,7 @@ class Migration:
                 self.target_mounts[m["Destination"]] = m
                 if _anonymous(m.get("Name", "")) and m["Name"] not in self.created.volumes:
                     self.created.volumes.append(m["Name"])
+        self._save()
         self.details["target_id"] = self.created.container
 
     async def _copy_volumes(self, full: bool) -> None:
@@ -415,6 +452,7 @@ class Migration:
             "HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "volume", "Source": volume, "Target": base}]},
         })
         self.created.helpers.append(cid)
+        self._save()
         return cid
 
     async def _copy_layer(self, full: bool) -> None:
@@ -483,26 +521,34 @@ class Migration:
             "HostConfig": {"NetworkMode": "none", "Binds": [f"{upper}:/berth-upper"]},
         })
         self.created.helpers.append(helper)
+        self._save()
         await ops.put_archive(self.dst, helper, "/berth-upper", buf.getvalue())
         await ops.remove_container(self.dst, helper)
         self.created.helpers.remove(helper)
+        self._save()
 
     # -- phase 3 --------------------------------------------------------------
 
     async def switch(self) -> None:
         f = self.facts
         if self.was_running:
+            # From here on, rollback must bring the source back (policy and all): journaled before the
+            # update, whose answer a dying daemon may never send.
+            self.src_stopped = True
+            self._save("switch")
             if self.src_policy.get("Name") not in (None, "", "no"):
                 await ops.update(self.src, self.sid, {"RestartPolicy": {"Name": "no"}})
             self.emit("switch", f"stopping {self.name} on {self.src.name}")
             t = self.stop_timeout if self.stop_timeout is not None else (f.doc.get("Config") or {}).get("StopTimeout")
             t = 10 if t is None else int(t)
-            self.src_stopped = True  # from here on, rollback must bring the source back
             stop_began = time.monotonic()
             await self.src.container_action(self.sid, "stop", params={"t": str(t)}, timeout=t + 30.0)
             self.details["stop_seconds"] = round(time.monotonic() - stop_began, 3)
+        else:
+            self._save("switch")
         stopped_at = time.monotonic()
         self.emit("switch", "source stopped")
+        await self._failpoint("switch:source-stopped")
         try:
             await self._copy_volumes(full=False)
             await self._copy_layer(full=False)
@@ -510,8 +556,13 @@ class Migration:
             self.emit("switch", f"{redo}: copying again in full")
             await self._rebuild()
         self.details["final_copy_seconds"] = round(time.monotonic() - stopped_at, 3)
+        self.final_copy_done = True  # the target now holds everything: finishing is safe from here
+        self._save()
+        await self._failpoint("switch:final-copy-done")
         if self.was_running:
             self.emit("switch", f"starting {self.name} on {self.dst.name}")
+            self.target_started = True  # journaled first: a start whose answer is lost may have happened
+            self._save()
             await self.dst.container_action(self.created.container or "", "start", timeout=60.0)
             hc = (f.doc.get("Config") or {}).get("Healthcheck") or {}
             healthy = bool(hc.get("Test")) and hc["Test"][0] != "NONE"
@@ -520,6 +571,7 @@ class Migration:
             self.emit("switch", f"running on {self.dst.name}; downtime {self.downtime:.2f}s")
         if self.src_policy.get("Name") not in (None, "", "no"):
             await ops.update(self.dst, self.created.container or "", {"RestartPolicy": self.src_policy})
+        await self._failpoint("finalize:target-running")
 
     async def _rebuild(self) -> None:
         """Deletions inside a volume cannot be replayed through the archive API: start the target
@@ -534,22 +586,43 @@ class Migration:
     # -- phase 4 --------------------------------------------------------------
 
     async def finalize(self) -> None:
+        """Remove or rename the stopped source; a source node that is down is waited for (``source_wait``),
+        then left as it is (stopped, restart policy "no": it cannot come back as a second copy)."""
         if self.remove_source:
+            self._save("finalize")
             self.emit("finalize", f"removing the source on {self.src.name}")
-            await ops.remove_container(self.src, self.sid, force=True)
+            await self._on_source(lambda: ops.remove_container(self.src, self.sid, force=True))
             left = [v.name for v in self.facts.volumes if not v.anonymous]
             if left:
                 self.details["source_volumes_left"] = left
-        else:
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-            self.kept_as = f"{self.name}-migrated-{stamp}"
-            self.emit("finalize", f"keeping the stopped source as {self.kept_as}")
-            await ops.rename(self.src, self.sid, self.kept_as)
-            self.details["source_kept_as"] = self.kept_as
-            self.details["source_restart_policy"] = self.src_policy
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        self.kept_as = f"{self.name}-migrated-{stamp}"
+        self._save("finalize")
+        self.emit("finalize", f"keeping the stopped source as {self.kept_as}")
+        await self._on_source(lambda: rename_kept(self.src, self.sid, self.kept_as or ""))
+        self.details["source_kept_as"] = self.kept_as
+        self.details["source_restart_policy"] = self.src_policy
+
+    async def _on_source(self, step: Callable[[], Any]) -> Any:
+        """Run one call on the source, retrying while its node is away, for ``source_wait`` seconds."""
+        deadline = time.monotonic() + self.source_wait
+        delay = 0.25
+        while True:
+            try:
+                return await step()
+            except EngineError as exc:
+                if time.monotonic() >= deadline or not _unreachable(exc):
+                    raise
+                self.emit(self.phase, f"waiting for {self.src.name} to come back: {_first_line(exc)}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+            await self.src.reset()
 
     async def rollback(self) -> list[str]:
-        """Undo: target side removed (retrying while its node is away), source running again if it was."""
+        """Undo: target side removed (retrying while its node is away), source running again if it was
+        (waiting for its node when it is away)."""
+        self._save("rollback")
         notes: list[str] = []
         left = await self._remove_target_side(keep_networks=False, wait=self.cleanup_wait)
         if left:
@@ -557,27 +630,37 @@ class Migration:
             self.details["left_on_target"] = left
         else:
             notes.append(f"target side on {self.dst.name} removed")
-        if self.src_stopped:
-            for attempt in range(3):
-                try:
-                    if self.src_policy.get("Name") not in (None, "", "no"):
-                        await ops.update(self.src, self.sid, {"RestartPolicy": self.src_policy})
-                    await self.src.container_action(self.sid, "start", timeout=60.0)
-                    await ops.wait_up(self.src, self.sid, healthy=False, timeout=60.0)
-                    notes.append(f"source restarted on {self.src.name}")
-                    break
-                except (EngineError, RuntimeError) as exc:
-                    if attempt == 2:
-                        notes.append(f"SOURCE NOT RESTARTED on {self.src.name}: {exc}")
-                        self.details["source_not_restarted"] = str(exc)
-                    await asyncio.sleep(1.0)
+        if self.src_stopped or self.was_running:
+            try:
+                notes.append(await self._on_source(self._restore_source))
+            except (EngineError, RuntimeError) as exc:
+                policy = "no" if self.src_stopped else str(self.src_policy.get("Name") or "no")
+                notes.append(f"SOURCE NOT RESTARTED on {self.src.name}: {_first_line(exc)} (it is stopped or "
+                             f"unknown, restart policy {policy}, was {self.src_policy.get('Name') or 'no'})")
+                self.details["source_not_restarted"] = str(exc)
+        self.details["outcome"] = "; ".join(notes)
         return notes
+
+    async def _restore_source(self) -> str:
+        """Idempotent: restart policy back to the original, running again if it was. Says what it found."""
+        doc = await self.src.inspect(self.sid)
+        policy = (doc.get("HostConfig") or {}).get("RestartPolicy") or {}
+        if (policy.get("Name") or "no") != (self.src_policy.get("Name") or "no"):
+            await ops.update(self.src, self.sid, {"RestartPolicy": self.src_policy})
+        if not self.was_running:
+            return f"source on {self.src.name} left stopped (it was not running)"
+        if (doc.get("State") or {}).get("Running"):
+            return f"source running on {self.src.name}"
+        await self.src.container_action(self.sid, "start", timeout=60.0)
+        await ops.wait_up(self.src, self.sid, healthy=False, timeout=60.0)
+        return f"source restarted on {self.src.name}"
 
     async def _remove_target_side(self, *, keep_networks: bool, wait: float = 0.0) -> list[str]:
         deadline = time.monotonic() + wait
         delay = 0.25
         while True:
             errors = await self._remove_once(keep_networks)
+            self._save()
             if not errors or time.monotonic() >= deadline:
                 return self.created.describe() if errors else []
             self.emit("rollback", f"waiting for {self.dst.name} to clean up: {errors[0]}")
@@ -645,6 +728,23 @@ def _keep_changed(old: dict[str, Entry], cutoff: float, parent: str) -> Callable
         before = old.get(f"{prefix}/{entry.path}" if prefix else entry.path)
         return before is None or before.key != entry.key or entry.mtime >= cutoff
     return keep
+
+
+async def rename_kept(client: EngineClient, cid: str, name: str) -> None:
+    """Rename, idempotently: a rename whose answer was lost has already happened."""
+    doc = await client.inspect(cid)
+    if str(doc.get("Name", "")).lstrip("/") != name:
+        await ops.rename(client, cid, name)
+
+
+def _unreachable(exc: EngineError) -> bool:
+    from console.engine.errors import APIError
+
+    return not isinstance(exc, APIError)  # no HTTP answer at all: the node is away, not refusing
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 async def _quiet(coro: Any) -> Any:
