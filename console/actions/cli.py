@@ -64,6 +64,14 @@ def register(command: Command) -> None:
     for name, text in (("cordon", "mark a node as taking no new containers"), ("uncordon", "undo cordon")):
         p = command(name, cmd_action, text)
         _node_args(p)
+    p = command("recover", cmd_recover, "list migrations Berth did not see to their end; finish or roll one back")
+    p.add_argument("target", metavar="ID", nargs="?", help="the migration's audit id (as listed)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--finish", action="store_const", const="finish", dest="mode",
+                     help="complete the move (only once the final copy was done)")
+    how.add_argument("--rollback", action="store_const", const="rollback", dest="mode",
+                     help="undo it: target side removed, the source as it was")
+    _common(p)
     p = command("audit", cmd_audit, "show the audit log of actions")
     p.add_argument("--json", action="store_true", help="one JSON object per action")
     p.add_argument("--limit", type=int, metavar="N", help="only the last N actions")
@@ -92,7 +100,7 @@ def _err(text: str) -> None:
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("reason", "timeout", "freeze", "cpus", "memory", "to", "allow_bind", "remove_source", "finalize",
-            "concurrency", "continue_on_error", "break_stale")
+            "concurrency", "continue_on_error", "break_stale", "mode")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}
 
 
@@ -145,7 +153,7 @@ async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
             if not confirmed:
                 _err(f"{action} not confirmed: nothing changed")
                 return EXIT_REFUSED
-        verbose = action in ("migrate", "drain") or bool(getattr(args, "verbose", False))
+        verbose = action in ("migrate", "drain", "recover") or bool(getattr(args, "verbose", False))
         started = time.monotonic()
         result = await actions.execute(plan, _progress_line if verbose else None)
         if result.ok:
@@ -161,6 +169,37 @@ async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
         return EXIT_FAILED
     finally:
         await actions.aclose()
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Without an ID: list (read-only is fine). With one: plan, confirm, run, like every action."""
+    if args.target is None:
+        if args.mode:
+            _err("recover: give the migration ID to --finish or --rollback (`berth recover` lists them)")
+            return EXIT_USAGE
+        return _list_unfinished()
+    if not args.mode:
+        _err(f"recover {args.target}: say --finish or --rollback")
+        return EXIT_USAGE
+    return cmd_action(args)
+
+
+def _list_unfinished() -> int:
+    from console.actions.journal import Journal
+
+    records, errors = Journal(AuditLog().path.parent / "migrations").entries()
+    for err in errors:
+        _err(str(err))
+    if not records:
+        print("no unfinished migrations")
+        return EXIT_FAILED if errors else EXIT_OK
+    for r in records:
+        running = f"  (still running: pid {r.pid})" if r.alive() else ""
+        print(f"{r.describe()}{running}")
+        if r.outcome:
+            print(f"    last known: {r.outcome}")
+    print("finish or undo one with: berth recover ID --finish | --rollback")
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -18,7 +18,8 @@ from typing import Any, Self
 
 from console.actions import engine_ops as ops
 from console.actions.audit import AuditLog
-from console.actions.journal import Journal, MigrationRecord
+from console.actions import recovery
+from console.actions.journal import Journal, JournalError, MigrationRecord
 from console.actions.isolation import (
     isolate,
     isolation_state,
@@ -171,6 +172,8 @@ class Actions:
         self._refuse_read_only(action)
         params = {k: v for k, v in params.items() if v is not None}
         try:
+            if action == "recover":
+                return await self._plan_recover(str(spec_or_target), params)
             if action in NODE_ACTIONS:
                 target = await self._node_target(spec_or_target)
                 return await getattr(self, f"_plan_{action}")(target, params)
@@ -301,6 +304,79 @@ class Actions:
         lines += [f"  {n}/{self._target(n, i).name} ({i['Id'][:12]}, {i.get('State')})" for n, i in kept]
         params["kept"] = [[n, i["Id"]] for n, i in kept]
         return Plan("migrate", target, params, tuple(lines))
+
+    # -- recovery of unfinished migrations ----------------------------------------------
+
+    def unfinished(self) -> tuple[list[MigrationRecord], list[str]]:
+        """Journaled migrations no running Berth is seeing through, and one line per unreadable file."""
+        records, errors = self.journal.entries()
+        return [r for r in records if not r.alive()], [str(e) for e in errors]
+
+    async def _recovery_state(self, audit_id: str) -> tuple[recovery.Assessment, EngineClient, EngineClient]:
+        try:
+            record = self.journal.load(audit_id)
+        except (JournalError, ValueError) as exc:
+            raise ActionError(str(exc)) from None
+        if record is None:
+            ended = [e for e in self.audit.read() if e.get("id") == audit_id]
+            why = (f"it has ended ({'ok' if ended[0].get('ok') else 'failed'} at {ended[0].get('ended_at')})"
+                   if ended and ended[0].get("ended_at") else "see `berth recover` for the list")
+            raise ActionError(f"no unfinished migration {audit_id}: {why}")
+        if record.alive():
+            raise ActionError(f"migration {audit_id} is still running (pid {record.pid} on {record.host}): "
+                              f"let it end, or stop that Berth first")
+        src = await self._client_or_error(record.source_node)
+        dst = await self._client_or_error(record.target_node)
+        return await recovery.assess(record, src, dst), src, dst
+
+    async def _plan_recover(self, audit_id: str, params: dict[str, Any]) -> Plan:
+        mode = params.get("mode")
+        if mode not in recovery.MODES:
+            raise ActionError(f"recover {audit_id}: say --finish or --rollback")
+        state, _, _ = await self._recovery_state(audit_id)
+        r = state.record
+        refusal = None if state.done(mode) else state.refusal(mode)
+        if refusal:
+            raise ActionError(f"cannot {mode} migration {audit_id} ({r.label} -> {r.target_node}): {refusal}")
+        params["migration"] = audit_id
+        src_state = "running" if recovery._running(state.source) else ("gone" if state.source is None else "stopped")
+        target = Target(r.source_node, r.source_id, r.name, r.tenant, src_state)
+        return Plan("recover", target, params, tuple(state.lines(mode)))
+
+    async def _run_recover(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
+                           phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        mode, audit_id = str(plan.params["mode"]), str(plan.params["migration"])
+        t0 = time.monotonic()
+        state, src, dst = await self._recovery_state(audit_id)  # again: the nodes may have moved since the plan
+        r = state.record
+        if state.done(mode):
+            notes = [f"already {'finished' if mode == 'finish' else 'rolled back'} (by hand?): nothing to do"]
+            notes += await recovery._tidy(state, src, dst)
+        else:
+            refusal = state.refusal(mode)
+            if refusal:
+                phases.append({"phase": mode, "ok": False, "error": refusal})
+                return False, f"cannot {mode} migration {audit_id}: {refusal}", None, {}
+            step = lambda text: emit(mode, text)  # noqa: E731
+            try:
+                notes = await (recovery.finish if mode == "finish" else recovery.rollback)(state, src, dst, step)
+            except (EngineError, RuntimeError) as exc:
+                phases.append({"phase": mode, "ok": False, "seconds": round(time.monotonic() - t0, 3),
+                               "error": str(exc)})
+                return False, (f"{mode} of migration {audit_id} stopped: {_short(str(exc), 200)}; it is safe to run "
+                               f"again"), None, {}
+        outcome = "; ".join(notes)
+        phases.append({"phase": mode, "ok": True, "seconds": round(time.monotonic() - t0, 3), "notes": notes})
+        self.journal.remove(audit_id)
+        if not any(e.get("id") == audit_id and e.get("ended_at") for e in self.audit.read()):
+            # The interrupted migration's own record ends here, saying how.
+            self.audit.end(audit_id, mode == "finish", [{"phase": r.phase, "ok": False, "error": "interrupted"}],
+                           f"interrupted in {r.phase}; {'finished' if mode == 'finish' else 'rolled back'} by "
+                           f"recover (audit {_AUDIT_ID.get()})", time.time() - r.started,
+                           {"recovered_by": _AUDIT_ID.get(), "outcome": outcome})
+        verb = "finished" if mode == "finish" else "rolled back"
+        return True, f"{verb} migration {audit_id} of {r.name}: {outcome}", None, {
+            "migration": audit_id, "mode": mode, "outcome": outcome, "journal_phase": r.phase}
 
     async def _plan_cordon(self, target: Target, params: dict[str, Any]) -> Plan:
         if target.state == "cordoned":

@@ -82,14 +82,14 @@ class MigrationRecord:
 
     def alive(self) -> bool:
         """True while the process that wrote this record still runs it (same host, same pid, same start)."""
-        if self.host != socket.gethostname() or self.pid == os.getpid():
+        if self.host != socket.gethostname():
             return False
         return self.pid_start is not None and _proc_start(self.pid) == self.pid_start
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(self.started))
-        state = self.phase + (", final copy done" if self.final_copy_done else "") + (
-            ", target started" if self.target_started else "")
+        state = self.phase + (", source stopped" if self.source_stopped else "") + (
+            ", final copy done" if self.final_copy_done else "") + (", target started" if self.target_started else "")
         return f"{self.audit_id}  {self.label} -> {self.target_node}  {state}  by {self.who} at {when}"
 
     @classmethod

@@ -8,7 +8,8 @@ from typing import Any
 
 CONTAINER_ACTIONS = ("restart", "stop", "start", "pause", "unpause", "isolate", "unisolate", "migrate")
 NODE_ACTIONS = ("cordon", "uncordon", "drain")
-ACTIONS = CONTAINER_ACTIONS + NODE_ACTIONS
+RECOVERY_ACTIONS = ("recover",)  # its target is a journaled migration id (console/actions/recovery.py)
+ACTIONS = CONTAINER_ACTIONS + NODE_ACTIONS + RECOVERY_ACTIONS
 
 
 class ActionError(Exception):

@@ -1,5 +1,6 @@
-"""Migration under faults: the target daemon SIGKILLed mid-way. Whatever happens, the end state has
-exactly one running copy, nothing half-made on the target, and an audit record that says so."""
+"""Migration under faults: the target or the source daemon SIGKILLed mid-way (and brought back a second
+later, as systemd would). Whatever happens, the end state has exactly one running copy, nothing
+half-made on the target, no journal left behind, and an audit record that says which copy runs where."""
 
 from __future__ import annotations
 
@@ -46,11 +47,17 @@ def _target_side(lab: Lab) -> dict[str, list[str]]:
             "networks": [n.name for n in client.networks.list() if n.name not in ("bridge", "host", "none")]}
 
 
-async def _migrate_killing_target(lab: Lab, tmp_path: Path, when: str) -> tuple[object, AuditLog]:
-    """Migrate web n1 -> n2; SIGKILL n2's dockerd when progress reaches ``when``; bring it back 1 s later."""
+def _running(lab: Lab) -> list[tuple[str, str]]:
+    return sorted((n, c.name) for n in (N1, N2) for c in dk(lab, n).containers.list())
+
+
+async def _migrate_killing(lab: Lab, tmp_path: Path, victim: str, when: str,
+                           **params: object) -> tuple[object, AuditLog]:
+    """Migrate web n1 -> n2; SIGKILL ``victim``'s dockerd when progress reaches ``when``; bring it back 1 s
+    later."""
     audit = AuditLog(tmp_path / "audit.jsonl", user="tester@lab")
     actions = Actions(inventory_for(lab, tmp_path), audit=audit)
-    node = lab.node(N2)
+    node = lab.node(victim)
     restarter = threading.Thread(target=lambda: (time.sleep(1.0), node.start()))
 
     def progress(p: Progress) -> None:
@@ -59,14 +66,19 @@ async def _migrate_killing_target(lab: Lab, tmp_path: Path, when: str) -> tuple[
             restarter.start()
 
     try:
-        plan = await actions.plan("migrate", "web", to=N2, cleanup_wait=60)
+        plan = await actions.plan("migrate", "web", to=N2, cleanup_wait=60, **params)
         result = await actions.execute(plan, progress)
     finally:
         await actions.aclose()
         if restarter.ident is not None:
             restarter.join()
     assert restarter.ident is not None, f"progress never reached {when!r}"
+    assert not list((tmp_path / "migrations").glob("*.json")), "a migration that ended left its journal"
     return result, audit
+
+
+async def _migrate_killing_target(lab: Lab, tmp_path: Path, when: str) -> tuple[object, AuditLog]:
+    return await _migrate_killing(lab, tmp_path, N2, when)
 
 
 async def test_target_killed_during_pre_copy_leaves_source_running_and_target_clean(
@@ -98,3 +110,61 @@ async def test_target_killed_during_switch_restarts_the_source(flab: Lab, tmp_pa
     assert f"source restarted on {N1}" in notes and "target side on lab-n2 removed" in notes
     assert [p["phase"] for p in entry["phases"]] == ["plan", "pre-copy", "switch", "rollback"]
     assert entry["phases"][2]["ok"] is False
+
+
+# -- the source node dies ----------------------------------------------------------------------------
+
+async def test_source_killed_during_pre_copy_rolls_back_and_the_source_runs_again(
+        flab: Lab, tmp_path: Path) -> None:
+    # Given web running on n1 with a 16 MiB volume
+    _workload(flab)
+    # When n1's dockerd is SIGKILLed while its volume is being copied (and restarted 1 s later)
+    result, audit = await _migrate_killing(flab, tmp_path, N1, "volume data")
+    # Then the migration rolled back: web runs on n1 only, as before, and n2 has nothing of it
+    assert not result.ok and "failed in pre-copy" in result.message
+    src = dk(flab, N1).containers.get("web")
+    assert src.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert _running(flab) == [(N1, "web")]
+    assert _target_side(flab) == {"containers": [], "volumes": [], "networks": []}
+    # And the audit's end record says where the one copy runs
+    [entry] = audit.read()
+    assert entry["ok"] is False and entry["phases"][-1] == {**entry["phases"][-1], "phase": "rollback", "ok": True}
+    outcome = entry["details"]["outcome"]
+    assert "target side on lab-n2 removed" in outcome and f"running on {N1}" in outcome.replace("restarted", "running")
+
+
+async def test_source_killed_after_the_stop_waits_for_its_node_and_restarts_it(flab: Lab, tmp_path: Path) -> None:
+    # Given web (restart policy always) running on n1
+    _workload(flab)
+    # When n1's dockerd is SIGKILLed right after web was stopped there, before the final copy
+    result, audit = await _migrate_killing(flab, tmp_path, N1, "source stopped")
+    # Then rollback waited for n1 to come back and started web there with its own restart policy
+    assert not result.ok and "failed in switch" in result.message
+    src = dk(flab, N1).containers.get("web")
+    assert src.name == "web" and src.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert _running(flab) == [(N1, "web")]
+    assert _target_side(flab) == {"containers": [], "volumes": [], "networks": []}
+    [entry] = audit.read()
+    assert f"source restarted on {N1}" in entry["details"]["outcome"]
+    assert [p["phase"] for p in entry["phases"]] == ["plan", "pre-copy", "switch", "rollback"]
+
+
+async def test_source_killed_in_finalize_the_move_stands_and_the_rename_waits_for_the_node(
+        flab: Lab, tmp_path: Path) -> None:
+    # Given web running on n1 with data in its volume
+    _workload(flab)
+    before = dk(flab, N1).containers.get("web").exec_run(["md5sum", "/data/blob"]).output.split()[0]
+    # When n1's dockerd is SIGKILLed as the stopped source is being renamed (the target already runs)
+    result, audit = await _migrate_killing(flab, tmp_path, N1, "keeping the stopped source")
+    # Then the move stands: web runs on n2 with the data, and the source is kept, renamed, stopped, policy no
+    assert result.ok, result.message
+    assert _running(flab) == [(N2, "web")]
+    moved = dk(flab, N2).containers.get("web")
+    assert moved.exec_run(["md5sum", "/data/blob"]).output.split()[0] == before
+    assert moved.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    [kept] = dk(flab, N1).containers.list(all=True)
+    assert kept.name.startswith("web-migrated-") and kept.status == "exited"
+    assert kept.attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"
+    [entry] = audit.read()
+    assert entry["ok"] is True and entry["details"]["source_kept_as"] == kept.name
+    assert f"running on {N2}" in entry["details"]["outcome"] and kept.name in entry["details"]["outcome"]
