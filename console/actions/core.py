@@ -673,6 +673,7 @@ class Actions:
                         f"no): {src.name} unreachable; `berth recover {audit_id} --finish` "
                         f"{'removes' if mig.remove_source else 'renames'} it")
                 record.outcome = mig.details["outcome"] = f"{running}; {left}"
+                record.running = False
                 self.journal.write(record)
                 return True, f"migrated {facts.name} {src.name} -> {dst.name}{down}; {left}", mig.downtime, \
                     mig.details
@@ -695,6 +696,7 @@ class Actions:
                 self.journal.remove(audit_id)
             else:
                 record.outcome = mig.details["outcome"]
+                record.running = False
                 self.journal.write(record)
                 tail = f"; `berth recover {audit_id} --rollback` completes it once the node is back"
                 mig.details["recover"] = f"berth recover {audit_id} --rollback"

@@ -70,6 +70,7 @@ class MigrationRecord:
     remove_source: bool = False
     lock_id: str | None = None
     outcome: str = ""  # the last thing the running migration said about its end (kept when it stopped short)
+    running: bool = True  # False once the migration returned, leaving this record for recovery
     pid: int = field(default_factory=os.getpid)
     pid_start: str | None = field(default_factory=lambda: _proc_start(os.getpid()))
     host: str = field(default_factory=socket.gethostname)
@@ -82,7 +83,7 @@ class MigrationRecord:
 
     def alive(self) -> bool:
         """True while the process that wrote this record still runs it (same host, same pid, same start)."""
-        if self.host != socket.gethostname():
+        if not self.running or self.host != socket.gethostname():
             return False
         return self.pid_start is not None and _proc_start(self.pid) == self.pid_start
 
