@@ -49,13 +49,19 @@ class HistoryStore:
         self._lock = threading.Lock()
 
     def record(self, key: str, cpu_cores: float, mem_bytes: float) -> None:
+        self.record_many(((key, cpu_cores, mem_bytes),))
+
+    def record_many(self, points: Iterable[tuple[str, float, float]]) -> None:
+        """One point each for many keys under one lock (the poller's 1 Hz tick over a whole node)."""
         with self._lock:
-            cpu = self._cpu.get(key)
-            if cpu is None:
-                cpu = self._cpu[key] = Ring(self.points)
-                self._mem[key] = Ring(self.points)
-            cpu.append(cpu_cores)
-            self._mem[key].append(mem_bytes)
+            cpus, mems = self._cpu, self._mem
+            for key, cpu_cores, mem_bytes in points:
+                cpu = cpus.get(key)
+                if cpu is None:
+                    cpu = cpus[key] = Ring(self.points)
+                    mems[key] = Ring(self.points)
+                cpu.append(cpu_cores)
+                mems[key].append(mem_bytes)
 
     def cpu(self, key: str) -> tuple[float, ...]:
         with self._lock:

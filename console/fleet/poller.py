@@ -765,18 +765,14 @@ class Fleet:
             self._observer = Observer(self._proc.cpu_percent(None), info.rss)
             gone = self.history.keys()
             for w in self.watchers:
-                cpu_sum = 0.0
-                mem_sum = 0
-                for c in w.containers.values():
-                    if c.state == "running" and w.state is not NodeState.DOWN:
-                        cores = (c.cpu_percent or 0.0) / 100.0
-                        self.history.record(c.id, cores, c.mem_used or 0)
-                        cpu_sum += cores
-                        mem_sum += c.mem_used or 0
-                    gone.discard(c.id)
-                if w.state is not NodeState.DOWN:
-                    w.cpu_ring.append(cpu_sum)
-                    w.mem_ring.append(mem_sum)
+                gone.difference_update(w.containers)
+                if w.state is NodeState.DOWN:
+                    continue
+                points = [(c.id, (c.cpu_percent or 0.0) / 100.0, c.mem_used or 0)
+                          for c in w.containers.values() if c.state == "running"]
+                self.history.record_many(points)
+                w.cpu_ring.append(sum(p[1] for p in points))
+                w.mem_ring.append(sum(p[2] for p in points))
             self.history.forget(gone)
 
     def snapshot(self) -> FleetSnapshot:
