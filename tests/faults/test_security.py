@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import logging
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import faultkit
 import pytest
-from dockerlab import Lab, LabNode
+from dockerlab import Lab, LabNode, build_busybox_tar
 from hostile_server import HostileProcess
 
 from console.config import ConfigError, Inventory, NodeConfig, TLSConfig, parse_inventory, resolve_inventory
@@ -174,6 +175,26 @@ async def test_tls_with_the_right_ca_and_a_client_certificate_connects(tls_node:
     node = snap.node("tls")
     assert node is not None and node.state is NodeState.UP, node
     assert node.api_version and node.engine_version
+
+
+@pytest.mark.lab
+async def test_stats_samples_arrive_over_mutual_tls(tls_node: TLSNode, pki: Pki, tmp_path: Path) -> None:
+    """The lean stats reader makes its own connections and TLS handshakes (not httpx's): a busy
+    container on the TLS node is sampled over verified mutual TLS, with the CPU figure it burns."""
+    tls_node.import_image(build_busybox_tar(tmp_path / "busybox.tar"))
+    cid = tls_node.run_container("tls-burner", ["sh", "-c", "while :; do :; done"], nano_cpus=500_000_000)
+    inv = tls_inventory(tls_node, f'ca = "{pki.ca}"\ncert = "{pki.client_cert}"\nkey = "{pki.client_key}"')
+    try:
+        async with Fleet(inv) as fleet:
+            snap = await faultkit.wait_for(
+                fleet, lambda s: (c := faultkit.container(s, cid)) is not None and (c.cpu_percent or 0) > 20,
+                20.0, "the burner sampled over TLS")
+            c = faultkit.container(snap, cid)
+            assert c is not None and c.cpu_percent is not None and 20 < c.cpu_percent < 80, c
+            assert c.mem_used, c
+    finally:
+        with contextlib.closing(tls_node.client()) as client:
+            client.api.remove_container(cid, force=True)
 
 
 @pytest.mark.lab
