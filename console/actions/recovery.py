@@ -136,8 +136,8 @@ async def assess(record: MigrationRecord, src: EngineClient, dst: EngineClient) 
     created = record.created or {}
     target: dict[str, Any] | None = None
     if created.get("container"):
-        target = await ops.find_container(dst, str(created["container"]))
-    if target is None:
+        target = await ops.find_container(dst, str(created["container"]))  # gone: removed by hand
+    else:
         # The create may have happened without its answer reaching Berth: same name, made by Berth after
         # the migration began, with the source's labels.
         found = await ops.find_container(dst, record.name)

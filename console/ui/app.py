@@ -36,6 +36,7 @@ from console.ui.screens.dialogs import ConfirmScreen, PickNodeScreen, TypedConfi
 from console.ui.screens.fleet import FleetScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.logs import LogsScreen
+from console.ui.screens.recovery import RecoveryScreen
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ class BerthApp(App[int]):
         if self.feed is not None:
             self._start_feed()
         self.set_interval(1.0, self._tick)
+        if callable(getattr(self.ops.actions, "unfinished", None)):
+            self._find_unfinished(on_start=True)
         if self.noc and self.rotate_every > 0:
             self.set_interval(self.rotate_every, self.rotate)
 
@@ -362,6 +365,64 @@ class BerthApp(App[int]):
                 yield SystemCommand(f"Tenant: {t.name}", f"Containers of tenant {t.name}",
                                     partial(self.run_command_line, f"tenant {t.name}"))
         yield from super().get_system_commands(screen)
+
+    # -- unfinished migrations ---------------------------------------------------------------
+
+    def action_recover(self) -> None:
+        if not callable(getattr(self.ops.actions, "unfinished", None)):
+            self.activity(f"recover: {self.ops.unavailable or 'actions cannot list unfinished migrations'}",
+                          error=True)
+            return
+        self._find_unfinished(on_start=False)
+
+    @work(thread=True, group="recovery", exclusive=True)
+    def _find_unfinished(self, on_start: bool) -> None:
+        """Read the journal off the UI thread; on start, say nothing when there is nothing."""
+        records, errors = self.ops.actions.unfinished()
+        if records or errors or not on_start:
+            self.call_from_thread(self._offer_recovery, records, errors)
+
+    def _offer_recovery(self, records: list[Any], errors: list[str]) -> None:
+        self.push_screen(RecoveryScreen(records, errors), self._recovery_chosen)
+
+    def _recovery_chosen(self, choice: tuple[str, str] | None) -> None:
+        if choice is None:
+            return
+        audit_id, mode = choice
+        if self.read_only:
+            mode_name = "NOC mode" if self.noc else "read-only mode"
+            self.activity(f"recover {audit_id} refused: {mode_name}, no mutating action is allowed", error=True)
+            return
+        self.run_recovery_flow(audit_id, mode)
+
+    @work(group="actions")
+    async def run_recovery_flow(self, audit_id: str, mode: str) -> None:
+        actions = self.ops.actions
+        errors = self.ops.errors or (Exception,)
+        verb = "finish" if mode == "finish" else "roll back"
+        try:
+            plan = await self.engine_io.run(actions.plan("recover", audit_id, mode=mode))
+        except errors as exc:
+            self.activity(f"recover {audit_id} refused: {exc}", error=True)
+            return
+        ok = await self.push_screen_wait(ConfirmScreen(f"{verb.capitalize()} migration {audit_id}?",
+                                                       list(plan.summary), danger=True, confirm=verb.capitalize()))
+        if not ok:
+            self.activity(f"recover {audit_id} cancelled")
+            return
+        label = f"recover {audit_id}"
+        self._running_actions.add(label)
+        try:
+            result = await self.engine_io.run(actions.execute(
+                plan, progress=lambda p: self.post_message(ActionProgress(label, p))))
+        except errors as exc:
+            self.activity(f"{label} failed: {exc}", error=True)
+            return
+        finally:
+            self._running_actions.discard(label)
+        mark = "✔" if result.ok else "✖"
+        self.activity(f"{mark} {label}: {result.message} (audit {result.audit_id})", ok=result.ok,
+                      error=not result.ok)
 
     # -- mutating actions ----------------------------------------------------------------
 
