@@ -12,6 +12,8 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Self
@@ -19,7 +21,7 @@ from typing import Any, Self
 from console.actions import engine_ops as ops
 from console.actions.audit import AuditLog
 from console.actions import recovery
-from console.actions.journal import Journal, JournalError, MigrationRecord
+from console.actions.journal import Journal, JournalError, MigrationRecord, proc_start
 from console.actions.isolation import (
     isolate,
     isolation_state,
@@ -27,7 +29,7 @@ from console.actions.isolation import (
     unisolate,
 )
 from console.actions.locks import STALE_AFTER, NodeLock
-from console.actions.migrate import Migration, preflight, summary
+from console.actions.migrate import Migration, failpoint, preflight, summary
 from console.actions.placement import Need, NodeLoad, fit_line, fit_problems, load_node
 from console.actions.redact import mask_text
 from console.actions.types import (
@@ -323,8 +325,8 @@ class Actions:
                    if ended and ended[0].get("ended_at") else "see `berth recover` for the list")
             raise ActionError(f"no unfinished migration {audit_id}: {why}")
         if record.alive():
-            raise ActionError(f"migration {audit_id} is still running (pid {record.pid} on {record.host}): "
-                              f"let it end, or stop that Berth first")
+            raise ActionError(f"migration {audit_id} is being run by pid {record.pid} on {record.host} (the migration "
+                              f"or a recovery of it): let it end, or stop that Berth first")
         src = await self._client_or_error(record.source_node)
         dst = await self._client_or_error(record.target_node)
         return await recovery.assess(record, src, dst), src, dst
@@ -336,6 +338,8 @@ class Actions:
         state, _, _ = await self._recovery_state(audit_id)
         r = state.record
         refusal = None if state.done(mode) else state.refusal(mode)
+        if state.foreign_lock:
+            refusal = f"{state.foreign_lock}: try again when it is released"
         if refusal:
             raise ActionError(f"cannot {mode} migration {audit_id} ({r.label} -> {r.target_node}): {refusal}")
         params["migration"] = audit_id
@@ -357,14 +361,44 @@ class Actions:
             if refusal:
                 phases.append({"phase": mode, "ok": False, "error": refusal})
                 return False, f"cannot {mode} migration {audit_id}: {refusal}", None, {}
-            step = lambda text: emit(mode, text)  # noqa: E731
+
+            def step(text: str) -> None:
+                emit(mode, text)
+
+            # The stale lock gives way to recovery's own, journaled with this process as the record's owner:
+            # a second console recovering the same migration, or another operator's action on the container,
+            # is refused while this runs, and a recovery killed in turn is itself recoverable.
+            lock: NodeLock | None = None
+            ended = False
             try:
+                if state.source is not None:
+                    if state.lock is not None:
+                        await ops.remove_container(src, state.lock["Id"], force=True)
+                    lock = NodeLock(src, r.source_id)
+                    await lock.acquire(state.source, "recover", self.user)
+                    r.lock_id, r.running = lock.lock_id, True
+                    r.pid, r.pid_start, r.host = os.getpid(), proc_start(os.getpid()), socket.gethostname()
+                    self.journal.write(r)
+                    await failpoint("recover:locked", step)
                 notes = await (recovery.finish if mode == "finish" else recovery.rollback)(state, src, dst, step)
+                ended = True
+            except ActionError as exc:
+                phases.append({"phase": mode, "ok": False, "error": exc.message})
+                return False, f"cannot {mode} migration {audit_id}: {exc.message}", None, {}
             except (EngineError, RuntimeError) as exc:
                 phases.append({"phase": mode, "ok": False, "seconds": round(time.monotonic() - t0, 3),
                                "error": str(exc)})
                 return False, (f"{mode} of migration {audit_id} stopped: {_short(str(exc), 200)}; it is safe to run "
                                f"again"), None, {}
+            finally:
+                if lock is not None:
+                    try:
+                        await lock.release()
+                    except EngineError as exc:
+                        log.warning("recover %s: lock not released: %s", audit_id, exc)
+                if not ended and lock is not None:
+                    r.lock_id, r.running = lock.lock_id, False  # still set when the release failed
+                    self.journal.write(r)
         outcome = "; ".join(notes)
         phases.append({"phase": mode, "ok": True, "seconds": round(time.monotonic() - t0, 3), "notes": notes})
         self.journal.remove(audit_id)

@@ -38,7 +38,7 @@ def default_dir() -> Path:
     return Path(base) / "berth" / "migrations"
 
 
-def _proc_start(pid: int) -> str | None:
+def proc_start(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (clock ticks since boot): with the pid, it names one process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -72,7 +72,7 @@ class MigrationRecord:
     outcome: str = ""  # the last thing the running migration said about its end (kept when it stopped short)
     running: bool = True  # False once the migration returned, leaving this record for recovery
     pid: int = field(default_factory=os.getpid)
-    pid_start: str | None = field(default_factory=lambda: _proc_start(os.getpid()))
+    pid_start: str | None = field(default_factory=lambda: proc_start(os.getpid()))
     host: str = field(default_factory=socket.gethostname)
     updated: float = field(default_factory=time.time)
     version: int = VERSION
@@ -85,7 +85,7 @@ class MigrationRecord:
         """True while the process that wrote this record still runs it (same host, same pid, same start)."""
         if not self.running or self.host != socket.gethostname():
             return False
-        return self.pid_start is not None and _proc_start(self.pid) == self.pid_start
+        return self.pid_start is not None and proc_start(self.pid) == self.pid_start
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(self.started))

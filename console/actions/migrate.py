@@ -56,7 +56,7 @@ SKIP_ROOTS = ("/proc", "/sys", "/dev")
 RACY_SLACK = 1.0  # seconds: mtimes are whole seconds, so files touched this close to the pre-copy are resent
 FAILPOINT_ENV = "BERTH_FAILPOINT"
 FAILPOINTS = ("pre-copy:target-created", "switch:source-stopped", "switch:final-copy-done",
-              "finalize:target-running")
+              "finalize:target-running", "recover:locked")
 CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts",
                "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Volumes", "WorkingDir",
                "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal", "StopTimeout",
@@ -317,9 +317,7 @@ class Migration:
             self.record(self.phase)
 
     async def _failpoint(self, name: str) -> None:
-        if os.environ.get(FAILPOINT_ENV) == name:
-            self.emit(self.phase, f"failpoint {name}: paused until killed ({FAILPOINT_ENV})")
-            await asyncio.Event().wait()
+        await failpoint(name, lambda detail: self.emit(self.phase, detail))
 
     # -- phase 2 --------------------------------------------------------------
 
@@ -728,6 +726,13 @@ def _keep_changed(old: dict[str, Entry], cutoff: float, parent: str) -> Callable
         before = old.get(f"{prefix}/{entry.path}" if prefix else entry.path)
         return before is None or before.key != entry.key or entry.mtime >= cutoff
     return keep
+
+
+async def failpoint(name: str, say: Callable[[str], None]) -> None:
+    """Stop here for good when BERTH_FAILPOINT names this point (crash tests kill the process)."""
+    if os.environ.get(FAILPOINT_ENV) == name:
+        say(f"failpoint {name}: paused until killed ({FAILPOINT_ENV})")
+        await asyncio.Event().wait()
 
 
 async def rename_kept(client: EngineClient, cid: str, name: str) -> None:

@@ -175,7 +175,8 @@ def _made_for(doc: dict[str, Any], record: MigrationRecord, source: dict[str, An
 
 async def finish(a: Assessment, src: EngineClient, dst: EngineClient, step: Any) -> list[str]:
     """Complete the move; returns what was done or found, one note per object."""
-    r, notes = a.record, list[str]()
+    r = a.record
+    notes: list[str] = []
     target = a.target or {}
     tid = target["Id"]
     if _running(target):
@@ -212,7 +213,8 @@ async def finish(a: Assessment, src: EngineClient, dst: EngineClient, step: Any)
 
 
 async def rollback(a: Assessment, src: EngineClient, dst: EngineClient, step: Any) -> list[str]:
-    r, notes = a.record, list[str]()
+    r = a.record
+    notes: list[str] = []
     removed = []
     for helper in a.helpers:
         await ops.remove_container(dst, helper, force=True)

@@ -1,7 +1,7 @@
 """Crash tests' kit: Berth as a child process stopped at a failpoint, then SIGKILLed; `berth` one-shots.
 
 The migration journals the chosen point and waits there (BERTH_FAILPOINT, console/actions/migrate.py);
-``Migrating.wait_paused`` waits for that in the progress output (bounded, no fixed sleeps), then
+``Paused.wait_paused`` waits for that in the progress output (bounded, no fixed sleeps), then
 reads the journal as it stands.
 """
 
@@ -34,15 +34,15 @@ def berth(*args: str, inventory: Path, state: Path) -> subprocess.CompletedProce
                           text=True, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=240, check=False)
 
 
-class Migrating:
-    """`berth migrate` as a child process stopped at a failpoint; its output read on a thread."""
+class Paused:
+    """A `berth` command as a child process stopped at a failpoint; its output read on a thread."""
 
-    def __init__(self, inventory: Path, state: Path, failpoint: str, *extra: str) -> None:
+    def __init__(self, argv: list[str], inventory: Path, state: Path, failpoint: str) -> None:
         env = {**os.environ, "XDG_STATE_HOME": str(state), "BERTH_FAILPOINT": failpoint}
         self.state = state
         self.failpoint = failpoint
-        self.proc = subprocess.Popen([sys.executable, "-m", "console", "migrate", "web", "--to", N2, "--yes", *extra,
-                                      "-i", str(inventory)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "console", *argv, "-i", str(inventory)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
         self.output: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -89,7 +89,7 @@ def killed_at(lab: Lab, tmp_path: Path, failpoint: str) -> tuple[Path, Path, dic
     """Given web on n1 and Berth SIGKILLed at ``failpoint`` of its migration to n2."""
     digest = workload(lab)
     inv, state = lab.write_inventory(tmp_path / "inv.toml"), tmp_path / "state"
-    migrating = Migrating(inv, state, failpoint)
+    migrating = Paused(["migrate", "web", "--to", N2, "--yes"], inv, state, failpoint)
     try:
         journal = migrating.wait_paused()
     finally:

@@ -119,9 +119,9 @@ def test_a_record_of_a_live_process_is_not_offered_for_recovery(tmp_path: Path) 
     # Given records written for a process that still runs, for one that is gone, and one that returned
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        from console.actions.journal import _proc_start
+        from console.actions.journal import proc_start
 
-        live = record("20260101T000000-00000001", pid=sleeper.pid, pid_start=_proc_start(sleeper.pid))
+        live = record("20260101T000000-00000001", pid=sleeper.pid, pid_start=proc_start(sleeper.pid))
         gone = record("20260101T000000-00000002", pid=sleeper.pid, pid_start="1")  # same pid, other process
         ended = record("20260101T000000-00000003", running=False)  # this very process, migration returned
         # Then only the live one counts as still running

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from action_helpers import dk, names
-from crashkit import berth
+from crashkit import Paused, berth
 from crashkit import killed_at as _killed_at
 from dockerlab import Lab
 
@@ -179,3 +179,23 @@ async def test_recover_is_refused_in_read_only_and_needs_confirmation(lab: Lab, 
     assert unconfirmed.returncode == 3 and "pass --yes" in unconfirmed.stderr
     assert _target_side(lab)["containers"] == ["web"] and not _journal_gone(state)
     assert journal["audit_id"] in berth("recover", "--read-only", inventory=inv, state=state).stdout
+
+
+async def test_a_recovery_killed_in_turn_is_refused_while_it_runs_and_recoverable_after(
+        lab: Lab, tmp_path: Path) -> None:
+    # Given Berth killed after stopping web, and a rollback of it paused once it took the container's lock
+    inv, state, journal, _ = _killed_at(lab, tmp_path, "switch:source-stopped")
+    recovering = Paused(["recover", journal["audit_id"], "--rollback", "--yes"], inv, state, "recover:locked")
+    try:
+        mid = recovering.wait_paused()
+        # When another console tries to recover the same migration meanwhile: refused, it is being run
+        second = berth("recover", journal["audit_id"], "--finish", "--yes", inventory=inv, state=state)
+        assert second.returncode == 3 and f"being run by pid {recovering.proc.pid}" in second.stderr
+    finally:
+        # When that recovery is SIGKILLed in turn (its lock left on n1)
+        recovering.kill()
+    assert mid["lock_id"] != journal["lock_id"] and "berth-lock-" + journal["source_id"][:12] in names(lab, N1)
+    # Then the rollback run again completes, lock and all
+    done = berth("recover", journal["audit_id"], "--rollback", "--yes", inventory=inv, state=state)
+    assert done.returncode == 0, done.stderr
+    _assert_rolled_back(lab, state, journal)
