@@ -27,7 +27,7 @@ from console.engine.errors import (
     UnsupportedVersion,
     api_error,
 )
-from console.engine.rawstream import LineStream, open_line_stream
+from console.engine.rawstream import LineStream, StreamError, open_line_stream
 from console.engine.transport import Endpoint, SSHTunnel, endpoint_for, make_client
 
 MIN_API = (1, 41)
@@ -291,19 +291,31 @@ class EngineClient:
             await resp.aclose()
 
     async def open_lines(self, path: str, on_line: Callable[[bytes], None],
-                         on_close: Callable[[Exception | None], None]) -> LineStream:
-        """A lean long-lived line stream (see rawstream): callbacks per line, no task per line."""
+                         on_close: Callable[[Exception | None], None], *, once: bool = False) -> LineStream:
+        """A lean line stream (see rawstream): callbacks per line, no task per line. `once`: a
+        single answer on a connection of its own (`Connection: close`), e.g. a one-shot sample."""
         endpoint = f"GET {path.split('?', 1)[0]}"
         await self._client()
         assert self._endpoint is not None
         try:
-            return await open_line_stream(self._endpoint, self._path(path), on_line, on_close, self.timeout)
+            return await open_line_stream(self._endpoint, self._path(path), on_line, on_close, self.timeout,
+                                          once=once)
         except Exception as exc:
-            if isinstance(exc, asyncio.TimeoutError):
-                raise NodeTimeout(self.name, endpoint, f"no connection within {self.timeout:g}s") from exc
-            if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
-                raise NodeUnreachable(self.name, endpoint, self._connect_reason(httpx.ConnectError(str(exc)))) from exc
-            raise self._map_exc(endpoint, exc) from exc
+            raise self._raw_error(endpoint, exc, "no connection") from exc
+
+    def _raw_error(self, endpoint: str, exc: Exception, late: str) -> EngineError:
+        """The typed error for a failure on one of rawstream's own connections."""
+        if isinstance(exc, TimeoutError):
+            return NodeTimeout(self.name, endpoint, f"{late} within {self.timeout:g}s")
+        if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+            return NodeUnreachable(self.name, endpoint, self._connect_reason(httpx.ConnectError(str(exc))))
+        if isinstance(exc, StreamError):
+            return ProtocolError(self.name, endpoint, str(exc), exc.status)
+        return self._map_exc(endpoint, exc)
+
+    async def stats_once(self, cid: str) -> dict[str, Any]:
+        return await self._expect_dict(f"/containers/{quote(cid, safe='')}/stats",
+                                       params={"stream": "false", "one-shot": "true"})
 
     async def json_lines(self, resp: httpx.Response, endpoint: str) -> AsyncIterator[Any]:
         """Decode a newline-delimited JSON stream.
@@ -428,10 +440,6 @@ class EngineClient:
                                timeout: float | None = None) -> None:
         """POST /containers/{id}/{start|stop|restart|pause|unpause|kill} (304 'already so' is success)."""
         await self.request("POST", f"/containers/{quote(cid, safe='')}/{action}", params=params, timeout=timeout)
-
-    async def stats_once(self, cid: str) -> dict[str, Any]:
-        return await self._expect_dict(f"/containers/{quote(cid, safe='')}/stats",
-                                       params={"stream": "false", "one-shot": "true"})
 
     async def events(self, since: float | None = None, filters: Mapping[str, list[str]] | None = None,
                      on_open: Callable[[], None] | None = None) -> AsyncIterator[dict[str, Any]]:

@@ -410,27 +410,36 @@ async def _connect(endpoint: Endpoint, host: str, port: int, tls: ssl.SSLContext
         raise
 
 
-async def open_line_stream(endpoint: Endpoint, path: str, on_line: Callable[[bytes], None],
-                           on_close: Callable[[Exception | None], None], timeout: float) -> LineStream:
-    """Connect and send `GET path`; the returned protocol delivers lines until closed."""
-    loop = asyncio.get_running_loop()
+def _target(endpoint: Endpoint) -> tuple[str, int, ssl.SSLContext | None]:
     url = urlsplit(endpoint.base_url)
     host = url.hostname or "docker"
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: berth\r\n"
-               f"Accept: application/json\r\n\r\n").encode()
     tls = endpoint.verify if isinstance(endpoint.verify, ssl.SSLContext) else (
         ssl.create_default_context() if url.scheme == "https" else None)
-    port = url.port or (443 if tls else 80)
-    sock = await asyncio.wait_for(_connect(endpoint, host, port, tls), timeout)
-    pump = StatsPump.of(loop)
-    proto = LineStream(request, on_line, on_close)
-    transport = _PumpTransport(pump, sock, proto)
-    proto.connection_made(transport)
-    try:
-        await asyncio.wait_for(_send_all(loop, sock, bytes(transport.out)), timeout)
-    except BaseException:
-        sock.close()
-        raise
+    return host, url.port or (443 if tls else 80), tls
+
+
+async def open_line_stream(endpoint: Endpoint, path: str, on_line: Callable[[bytes], None],
+                           on_close: Callable[[Exception | None], None], timeout: float,
+                           once: bool = False) -> LineStream:
+    """Connect and send `GET path`; the returned protocol delivers lines until closed.
+
+    `once`: ask the peer to close after its answer (a one-shot sample on its own connection)."""
+    loop = asyncio.get_running_loop()
+    host, port, tls = _target(endpoint)
+    close = "Connection: close\r\n" if once else ""
+    request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: berth\r\n"
+               f"Accept: application/json\r\n{close}\r\n").encode()
+    async with asyncio.timeout(timeout):  # no task per call, unlike wait_for
+        sock = await _connect(endpoint, host, port, tls)
+        pump = StatsPump.of(loop)
+        proto = LineStream(request, on_line, on_close)
+        transport = _PumpTransport(pump, sock, proto)
+        proto.connection_made(transport)
+        try:
+            await _send_all(loop, sock, bytes(transport.out))
+        except BaseException:
+            sock.close()
+            raise
     transport.out.clear()
     pump.add(transport)
     return proto

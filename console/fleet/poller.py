@@ -4,7 +4,11 @@ Per node (a NodeWatcher): a supervisor connects (ping, info, version), then runs
   * an info loop (every minute),
   * a list loop (`/containers/json?all=1` on a cadence; also the heartbeat),
   * the `/events` stream, applied at once and resumed with `since`,
-  * one stats stream per running container, opened and closed as they start and stop.
+  * one stats stream per running container that is busy or on screen, opened and closed as they
+    start and stop; a container idle for IDLE_SAMPLES samples in a row (and not on screen) leaves
+    its stream and gets one one-shot sample every `stats_idle_interval` seconds instead, until a
+    sample shows it busy again. dockerd collects stats only for subscribed containers, so idle
+    ones then cost the node one collection per interval instead of one a second.
 Any connection failure marks the node down and the supervisor reconnects with
 backoff; nothing one node does can delay another.
 """
@@ -16,7 +20,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
 from datetime import datetime
@@ -50,6 +55,8 @@ TARGET_LABEL = "berth.target"
 ACTION_LABEL = "berth.action"
 
 STATS_STATES = frozenset({"running", "paused"})
+IDLE_CPU = 1.0  # % of a core: below this a sample counts as idle
+IDLE_SAMPLES = 10  # idle samples in a row before a container drops to the idle cadence
 # Event actions that change what we show about a container.
 CONTAINER_EVENTS = ("create", "start", "restart", "die", "oom", "kill", "stop", "pause", "unpause",
                     "destroy", "rename", "health_status", "update")
@@ -82,7 +89,7 @@ class ContainerState:
     __slots__ = ("id", "node", "name", "image", "tenant", "labels", "state", "status", "created",
                  "started_at", "restart_count", "health", "exit_code", "oom_killed", "cpu_limit",
                  "mem_limit", "cpu_percent", "mem_used", "sampled_at", "prev", "event_at", "inspected",
-                 "isolated", "busy", "_snap")
+                 "isolated", "busy", "idle_runs", "next_poll", "_snap")
 
     def __init__(self, cid: str, node: str) -> None:
         self.id = cid
@@ -109,6 +116,8 @@ class ContainerState:
         self.inspected = False
         self.isolated = False
         self.busy: str | None = None
+        self.idle_runs = 0  # idle samples in a row (see IDLE_SAMPLES)
+        self.next_poll = 0.0  # loop time of the next one-shot sample at the idle cadence
         self._snap: ContainerSnapshot | None = None
 
     def touch(self) -> None:
@@ -133,6 +142,8 @@ class ContainerState:
 
 class NodeWatcher:
     """Everything Berth knows about one node, and the tasks that keep it current."""
+
+    idle_after = IDLE_SAMPLES
 
     def __init__(self, cfg: NodeConfig, inventory: Inventory, on_change: Callable[..., None],
                  client: EngineClient | None = None, list_interval: float = 10.0,
@@ -162,6 +173,10 @@ class NodeWatcher:
         self.mem_ring = Ring()
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._stats_streams: dict[str, LineStream] = {}
+        self._oneshots: dict[str, tuple[LineStream, float]] = {}  # cid -> (stream, loop time opened)
+        # Over TLS a one-shot sample costs a handshake each, more than it saves: stream everything.
+        self.idle_interval = cfg.stats_idle_interval if cfg.tls is None and cfg.stats_idle_interval > 1.0 else 0.0
+        self.focus: frozenset[str] = frozenset()  # ids on screen: always at full rate
         self._inspecting: set[str] = set()
         self._inspect_sem = asyncio.Semaphore(8)
         self._events_since: float | None = None
@@ -203,6 +218,7 @@ class NodeWatcher:
         self.error_at = time.time()
         for c in self.containers.values():
             c.prev = None
+            c.idle_runs = 0  # back at full rate after a reconnect, until samples say idle again
             c.touch()
         if was is not NodeState.DOWN:
             log.warning("node %s down: %s", self.name, text)
@@ -240,7 +256,8 @@ class NodeWatcher:
         self.partial_errors.clear()
         self.on_change()
         tasks = [asyncio.create_task(coro, name=f"berth:{self.name}:{coro.__name__}")
-                 for coro in (self._info_loop(), self._list_loop(), self._events_loop(), self._heartbeat_loop())]
+                 for coro in (self._info_loop(), self._list_loop(), self._events_loop(), self._heartbeat_loop(),
+                              self._idle_loop())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
@@ -532,17 +549,75 @@ class NodeWatcher:
 
     # -- stats ---------------------------------------------------------------
 
+    def _streamed(self, c: ContainerState) -> bool:
+        """Full rate: busy, on screen, not yet known to be idle, or no idle cadence on this node."""
+        return c.state in STATS_STATES and (
+            not self.idle_interval or c.idle_runs < self.idle_after or c.id in self.focus)
+
     def _reconcile_streams(self) -> None:
         for cid, c in self.containers.items():
-            if c.state in STATS_STATES and cid not in self._streams:
+            if cid not in self._streams and self._streamed(c):
                 task = asyncio.get_running_loop().create_task(self._stats(cid), name=f"berth:{self.name}:stats")
                 task.add_done_callback(partial(self._stats_ended, cid))
                 self._streams[cid] = task
         for cid in [cid for cid in self._streams if cid not in self.containers
-                    or self.containers[cid].state not in STATS_STATES]:
+                    or not self._streamed(self.containers[cid])]:
             self._streams.pop(cid).cancel()
 
+    def set_focus(self, ids: frozenset[str]) -> None:
+        """Containers on screen stream at full rate whatever their load."""
+        if ids != self.focus:
+            self.focus = ids
+            self._reconcile_streams()
+
+    async def _idle_loop(self) -> None:
+        """The idle cadence: each idle container gets a one-shot sample every `idle_interval`,
+        spread over the interval; the sample arrives through the same callback as a stream's."""
+        if not self.idle_interval:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for cid, (stream, opened) in list(self._oneshots.items()):
+                if now - opened > self.client.timeout + 2.0:  # dockerd answers at its next collection (<= 1 s)
+                    stream.abort(f"no one-shot sample within {self.client.timeout + 2.0:g}s")
+            for cid, c in list(self.containers.items()):
+                if (c.state in STATS_STATES and c.next_poll <= now and cid not in self._streams
+                        and cid not in self._oneshots and not self._streamed(c)):
+                    c.next_poll = now + self.idle_interval
+                    await self._open_oneshot(cid)
+
+    async def _open_oneshot(self, cid: str) -> None:
+        got: list[bool] = []
+
+        def on_line(line: bytes) -> None:
+            got.append(True)
+            self._apply_stats_line(cid, line)
+
+        def on_close(exc: Exception | None) -> None:
+            self._oneshots.pop(cid, None)
+            if got or (isinstance(exc, StreamError) and exc.status == 404):
+                return  # done; a container that is gone is removed by its event or the listing
+            c = self.containers.get(cid)
+            if c is not None and c.state in STATS_STATES:
+                self._partial(f"stats:{cid}", f"{self.name}: one-shot stats of {c.name}: "
+                                              f"{exc or 'closed without a sample'}")
+
+        try:
+            stream = await self.client.open_lines(f"/containers/{cid}/stats?stream=false&one-shot=true",
+                                                  on_line, on_close, once=True)
+        except (NodeUnreachable, NodeTimeout):
+            raise  # the node itself is away: the supervisor marks it down
+        except EngineError as exc:
+            self._partial(f"stats:{cid}", str(exc))
+            return
+        self._oneshots[cid] = (stream, asyncio.get_running_loop().time())
+
     async def _close_streams(self) -> None:
+        for stream, _ in list(self._oneshots.values()):
+            stream.abort()
+        self._oneshots.clear()
         tasks = list(self._streams.values())
         self._streams.clear()
         for t in tasks:
@@ -553,7 +628,7 @@ class NodeWatcher:
         """Keep one stats stream open while the container runs; samples arrive by callback."""
         loop = asyncio.get_running_loop()
         try:
-            while (c := self.containers.get(cid)) is not None and c.state in STATS_STATES:
+            while (c := self.containers.get(cid)) is not None and self._streamed(c):
                 closed: asyncio.Future[Exception | None] = loop.create_future()
 
                 def on_close(exc: Exception | None, closed: asyncio.Future[Exception | None] = closed) -> None:
@@ -630,6 +705,19 @@ class NodeWatcher:
         pct = cpu_percent(c.prev, sample)
         if pct is not None:
             c.cpu_percent = pct
+            if pct < IDLE_CPU:
+                c.idle_runs += 1
+                if c.idle_runs == self.idle_after and self.idle_interval:
+                    # First one-shot one to two intervals from now, by a fixed fraction of the id, so
+                    # containers that went idle together are still polled spread over the interval.
+                    spread = zlib.crc32(c.id.encode()) / 0x1_0000_0000
+                    c.next_poll = asyncio.get_running_loop().time() + self.idle_interval * (1.0 + spread)
+                    self._reconcile_streams()  # drops to the idle cadence
+            elif c.idle_runs:
+                busy_again = c.idle_runs >= self.idle_after
+                c.idle_runs = 0
+                if busy_again:
+                    self._reconcile_streams()  # back to full rate
         c.prev = sample
         c.mem_used = sample.mem_used
         c.sampled_at = time.time()
@@ -704,6 +792,12 @@ class Fleet:
 
     def subscribe(self, callback: Callable[[FleetSnapshot], None]) -> None:
         self._subscribers.append(callback)
+
+    def set_focus(self, ids: Iterable[str]) -> None:
+        """The containers on screen: sampled at full rate on every node, however idle."""
+        focus = frozenset(ids)
+        for w in self.watchers:
+            w.set_focus(focus)
 
     def _changed(self, stats_only: bool = False) -> None:
         if stats_only:

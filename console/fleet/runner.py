@@ -44,6 +44,11 @@ class FleetThread:
             self._started.set()
             await self._stopping.wait()
 
+    def focus(self, ids: frozenset[str]) -> None:
+        """Thread-safe: the container ids now on screen (sampled at full rate)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.fleet.set_focus, ids)
+
     def stop(self, timeout: float = 5.0) -> None:
         if self._loop is not None and self._stopping is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stopping.set)
