@@ -40,9 +40,15 @@ RECVS_PER_TICK = 16  # bound per stream and tick (1 MiB), so one firehose cannot
 
 
 class StreamError(Exception):
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail  # the daemon's own message, for an HTTP error
+
+
+class StreamEnded(StreamError):
+    """The peer closed the stream cleanly, at a line boundary (a whole one-shot answer, or dockerd
+    ending a stats stream as its container stops)."""
 
 
 class _Transport(Protocol):
@@ -96,11 +102,20 @@ class LineStream:
                     self._fail(StreamError(f"HTTP {self._status} with an oversized body", self._status))
                 elif self._length is not None and len(self._error_body) >= self._length:
                     # the whole error arrived; a keep-alive peer would never close on its own
-                    self._fail(StreamError(_message(self._status, bytes(self._error_body[: self._length])),
-                                           self._status))
+                    self._fail(_status_error(self._status, bytes(self._error_body[: self._length])))
                 return
             if self._chunked:
                 self._dechunk(data)
+            elif self._length is not None:  # a whole answer of known size (one-shot): done at its end
+                data = data[: self._length]
+                self._length -= len(data)
+                self._feed(data)
+                if self._length == 0:
+                    if self._line.strip():  # the body is complete, so its last line is too
+                        last = bytes(self._line)
+                        self._line.clear()
+                        self._on_line(last)
+                    self.close()
             else:
                 self._feed(data)
         except StreamError as exc:
@@ -114,14 +129,14 @@ class LineStream:
             return
         self._closed = True
         if self._headers_done and self._status != 200:
-            self._on_close(StreamError(_message(self._status, bytes(self._error_body)), self._status))
+            self._on_close(_status_error(self._status, bytes(self._error_body)))
         elif not self._headers_done:
             self._on_close(exc or StreamError("connection closed before a response"))
         elif self._line.strip():
             self._on_close(StreamError(f"stream ended in the middle of a line ({len(self._line)} bytes "
                                        "without a newline): truncated"))
         else:
-            self._on_close(exc or StreamError("stream ended"))
+            self._on_close(exc or StreamEnded("stream ended"))
 
     # -- control -------------------------------------------------------------
 
@@ -236,29 +251,32 @@ class LineStream:
                 self._on_line(out)
 
 
-def _message(status: int, body: bytes) -> str:
+def _status_error(status: int, body: bytes) -> StreamError:
+    message = None
     try:
         doc = orjson.loads(body)
         if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-            return f"HTTP {status}: {doc['message']}"
+            message = doc["message"]
     except orjson.JSONDecodeError:
         pass
-    text = body[:200].decode("utf-8", "replace").strip()
-    return f"HTTP {status}: {text or 'no body'}"
+    if message is None:
+        message = body[:200].decode("utf-8", "replace").strip() or "no body"
+    return StreamError(f"HTTP {status}: {message}", status, message)
 
 
 class _PumpTransport:
     """What LineStream needs of a transport, over a non-blocking socket that a StatsPump reads."""
 
-    __slots__ = ("pump", "sock", "proto", "out", "closed", "tls")
+    __slots__ = ("pump", "sock", "proto", "out", "closed", "tls", "immediate")
 
-    def __init__(self, pump: StatsPump, sock: socket.socket, proto: LineStream) -> None:
+    def __init__(self, pump: StatsPump, sock: socket.socket, proto: LineStream, immediate: bool) -> None:
         self.pump = pump
         self.sock = sock
         self.proto = proto
         self.out = bytearray()  # the request, sent by open_line_stream before reading starts
         self.closed = False
         self.tls = isinstance(sock, ssl.SSLSocket)
+        self.immediate = immediate  # read by the event loop as bytes arrive, not on the pump's tick
 
     def write(self, data: bytes) -> None:
         self.out += data
@@ -316,15 +334,24 @@ class StatsPump:
         return len(self._sel.get_map())
 
     def add(self, transport: _PumpTransport) -> None:
+        if transport.immediate:  # someone awaits this answer: no tick of latency
+            self.loop.add_reader(transport.sock.fileno(), self._read_now, transport)
+            return
         self._sel.register(transport.sock, selectors.EVENT_READ, transport)
         if self._timer is None:
             self._timer = self.loop.call_later(self.tick, self._drain)
+
+    def _read_now(self, transport: _PumpTransport) -> None:
+        if not transport.closed:
+            transport.read(self.loop.time())
 
     def drop(self, transport: _PumpTransport, exc: Exception | None) -> None:
         """Close once; `connection_lost` follows on the loop, as asyncio transports do it."""
         if transport.closed:
             return
         transport.closed = True
+        if transport.immediate:
+            self.loop.remove_reader(transport.sock.fileno())
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(transport.sock)
         transport.sock.close()
@@ -420,10 +447,11 @@ def _target(endpoint: Endpoint) -> tuple[str, int, ssl.SSLContext | None]:
 
 async def open_line_stream(endpoint: Endpoint, path: str, on_line: Callable[[bytes], None],
                            on_close: Callable[[Exception | None], None], timeout: float,
-                           once: bool = False) -> LineStream:
+                           once: bool = False, immediate: bool = False) -> LineStream:
     """Connect and send `GET path`; the returned protocol delivers lines until closed.
 
-    `once`: ask the peer to close after its answer (a one-shot sample on its own connection)."""
+    `once`: ask the peer to close after its answer (a one-shot read on its own connection).
+    `immediate`: read as bytes arrive (someone awaits the answer), not on the pump's tick."""
     loop = asyncio.get_running_loop()
     host, port, tls = _target(endpoint)
     close = "Connection: close\r\n" if once else ""
@@ -433,7 +461,7 @@ async def open_line_stream(endpoint: Endpoint, path: str, on_line: Callable[[byt
         sock = await _connect(endpoint, host, port, tls)
         pump = StatsPump.of(loop)
         proto = LineStream(request, on_line, on_close)
-        transport = _PumpTransport(pump, sock, proto)
+        transport = _PumpTransport(pump, sock, proto, immediate)
         proto.connection_made(transport)
         try:
             await _send_all(loop, sock, bytes(transport.out))

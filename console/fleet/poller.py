@@ -34,7 +34,7 @@ from console.config import Inventory, NodeConfig
 from console.engine.client import EngineClient
 from console.engine import client as engine_client
 from console.engine.errors import EngineError, NodeTimeout, NodeUnreachable, NotFound, ProtocolError
-from console.engine.rawstream import LineStream, StreamError
+from console.engine.rawstream import LineStream, StreamEnded, StreamError
 from console.engine.stats import StatsSample, cpu_percent, decode
 from console.fleet import density
 from console.fleet.history import HistoryStore, Ring
@@ -178,7 +178,7 @@ class NodeWatcher:
         self.idle_interval = cfg.stats_idle_interval if cfg.tls is None and cfg.stats_idle_interval > 1.0 else 0.0
         self.focus: frozenset[str] = frozenset()  # ids on screen: always at full rate
         self._inspecting: set[str] = set()
-        self._inspect_sem = asyncio.Semaphore(8)
+        self._inspect_sem = asyncio.Semaphore(16)
         self._events_since: float | None = None
         self._events_open_since: float | None = None  # monotonic time the event stream last opened
         self._stop = False
@@ -248,8 +248,12 @@ class NodeWatcher:
 
     async def _session(self) -> None:
         await self.client.ping()
-        await self._refresh_info()
-        await self._refresh_list()
+        try:
+            async with asyncio.TaskGroup() as tg:  # /info is slow on dockerd: list (and open streams) meanwhile
+                tg.create_task(self._refresh_info())
+                tg.create_task(self._refresh_list())
+        except ExceptionGroup as group:  # the supervisor shows one reason: the first, as it was raised
+            raise group.exceptions[0] from None
         self.connected_once = True
         self.state = NodeState.UP
         self.error = None
@@ -426,7 +430,7 @@ class NodeWatcher:
     async def _inspect(self, cid: str) -> None:
         try:
             async with self._inspect_sem:
-                doc = await self.client.inspect(cid)
+                doc = await self.client.inspect_lean(cid)
         except NotFound:
             self._forget(cid)
             self.on_change()
@@ -650,7 +654,7 @@ class NodeWatcher:
                     stream.abort()
                 if isinstance(exc, StreamError) and exc.status == 404:
                     return  # the container is gone; the event or the listing removes it
-                clean_end = isinstance(exc, StreamError) and str(exc) == "stream ended"
+                clean_end = isinstance(exc, StreamEnded)
                 # dockerd ends the stream when a container stops; its die event may trail by a moment
                 await asyncio.sleep(1.0)
                 c = self.containers.get(cid)
