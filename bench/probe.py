@@ -29,6 +29,8 @@ async def main() -> None:
     ap.add_argument("--inventory", required=True)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--list-interval", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=0.0,
+                    help="seconds to run after the first complete round before measuring (the idle cadence settles)")
     args = ap.parse_args()
     inv = load_inventory(args.inventory)
     fleet = Fleet(inv, watcher_factory=lambda *a, **k: CountingWatcher(*a, list_interval=args.list_interval, **k))
@@ -36,6 +38,7 @@ async def main() -> None:
         first = time.monotonic()
         snap = await fleet.wait_complete(60)
         ready = time.monotonic() - first
+        await asyncio.sleep(args.warmup)
         print(json.dumps({"event": "ready"}), flush=True)  # lets a harness start its own clock now
         t0, c0, s0 = time.monotonic(), time.process_time(), CountingWatcher.samples
         await asyncio.sleep(args.seconds)

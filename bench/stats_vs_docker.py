@@ -2,9 +2,12 @@
 
     python3 -m bench.stats_vs_docker [--containers 100] [--seconds 20]
 
-Starts a private real dockerd (the test lab), runs N idle busybox containers,
-then watches them for the same wall time with `docker stats` and with Berth's
-poller, one after the other. Prints a table with ratios. Needs root and dockerd.
+Starts a private real dockerd (the test lab), runs N busybox containers (a few
+of them busy), then watches them for the same wall time with `docker stats`, with
+Berth's poller at full rate (every container streamed, the same work as docker
+stats), with Berth's default idle cadence (idle containers sampled every
+stats_idle_interval), and with both clients at once on the very same samples.
+Prints a table with ratios. Needs root and dockerd.
 """
 
 from __future__ import annotations
@@ -46,43 +49,54 @@ def watch_with_docker_stats(url: str, seconds: float, warmup: float, node: list[
     return {"cpu_s": c1 - c0, "node_cpu_s": n1 - n0, "wall_s": t1 - t0}
 
 
-def watch_with_both(url: str, inventory: Path, seconds: float) -> dict:
+def run_probe(inventory: Path, seconds: float, node: list[psutil.Process], *, warmup: float = 0.0,
+              peer: psutil.Process | None = None) -> dict:
+    """Berth's poller (bench/probe.py) in its own process; the node's CPU, and a peer's when given,
+    over exactly the probe's measured window (it says "ready" when the window opens)."""
+    probe = subprocess.Popen([sys.executable, "-m", "bench.probe", "--inventory", str(inventory),
+                              "--seconds", str(seconds), "--warmup", str(warmup)], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parent.parent)
+    assert probe.stdout is not None
+    probe.stdout.readline()  # {"event": "ready"}
+    n0, p0 = cpu_of(node), cpu_of([peer]) if peer else 0.0
+    result = json.loads(probe.stdout.readline())
+    result["node_cpu_s"] = cpu_of(node) - n0
+    if peer is not None:
+        result["peer_cpu_s"] = cpu_of([peer]) - p0
+    probe.wait(60)
+    return result
+
+
+def watch_with_both(url: str, inventory: Path, seconds: float, node: list[psutil.Process]) -> dict:
     """Both clients subscribed at once get the very same samples from the daemon's collector, so
     their CPU over one window gives the per-sample ratio with no assumption about the sample rate."""
     peer = subprocess.Popen(["docker", "-H", url, "stats", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    p = psutil.Process(peer.pid)
-    probe = subprocess.Popen([sys.executable, "-m", "bench.probe", "--inventory", str(inventory),
-                              "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parent.parent)
-    assert probe.stdout is not None
-    probe.stdout.readline()  # {"event": "ready"}
-    c0 = cpu_of([p])
-    result = json.loads(probe.stdout.readline())
-    result["peer_cpu_s"] = cpu_of([p]) - c0
-    probe.wait(60)
-    peer.terminate()
-    peer.wait(10)
-    return result
+    try:
+        return run_probe(inventory, seconds, node, peer=psutil.Process(peer.pid))
+    finally:
+        peer.terminate()
+        peer.wait(10)
 
 
-def watch_with_berth(inventory: Path, seconds: float, node: list[psutil.Process]) -> dict:
-    n0 = cpu_of(node)
-    proc = subprocess.run([sys.executable, "-m", "bench.probe", "--inventory", str(inventory),
-                           "--seconds", str(seconds)], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent.parent)
-    n1 = cpu_of(node)
-    out = json.loads(proc.stdout.splitlines()[-1])
-    # node CPU over the whole probe includes its warm-up: scale to the measured window
-    total_wall = out["wall_s"] + out["ready_s"]
-    out["node_cpu_s"] = (n1 - n0) * out["wall_s"] / total_wall if total_wall else n1 - n0
-    return out
+def inventory_with(lab: Lab, path: Path, idle_interval: float) -> Path:
+    """The lab's inventory with `stats_idle_interval` set on every node (<= 1: always full rate)."""
+    lab.write_inventory(path)
+    lines = []
+    for line in path.read_text().splitlines():
+        lines.append(line)
+        if line.startswith("url = "):
+            lines.append(f"stats_idle_interval = {idle_interval:g}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--containers", type=int, default=100)
+    ap.add_argument("--busy", type=int, default=10, help="of which this many burn 2 %% of a core each")
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--idle-interval", type=float, default=5.0, help="Berth's stats_idle_interval for the default run")
     args = ap.parse_args()
     reason = lab_available()
     if reason:
@@ -94,34 +108,51 @@ def main() -> int:
         client = node.client()
         t = time.monotonic()
         for i in range(args.containers):
-            client.containers.run(BUSYBOX_REF, ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"],
-                                  name=f"idle-{i:03d}", detach=True, labels={"tenant": f"t{i % 7}"})
-        print(f"started {args.containers} containers in {time.monotonic() - t:.1f}s", file=sys.stderr)
-        inventory = lab.write_inventory(Path(tmp) / "inventory.toml")
+            busy = i < args.busy
+            client.containers.run(BUSYBOX_REF, ["sh", "-c", "while :; do :; done" if busy else
+                                                "trap 'exit 0' TERM; while :; do sleep 1; done"],
+                                  name=f"{'busy' if busy else 'idle'}-{i:03d}", detach=True,
+                                  labels={"tenant": f"t{i % 7}"}, nano_cpus=20_000_000 if busy else 0)
+        print(f"started {args.containers} containers ({args.busy} busy) in {time.monotonic() - t:.1f}s",
+              file=sys.stderr)
+        full = inventory_with(lab, Path(tmp) / "full.toml", 1.0)
+        default = inventory_with(lab, Path(tmp) / "default.toml", args.idle_interval)
         procs = node_procs(node)
         time.sleep(3)
         idle0 = cpu_of(procs)
         time.sleep(args.seconds / 2)
         idle = (cpu_of(procs) - idle0) / (args.seconds / 2)
         docker = watch_with_docker_stats(node.url, args.seconds, warmup=3.0, node=procs)
-        berth = watch_with_berth(inventory, args.seconds, procs)
-        both = watch_with_both(node.url, inventory, args.seconds)
+        berth_full = run_probe(full, args.seconds, procs)
+        # the cadence settles after 10 idle samples and one interval
+        berth = run_probe(default, args.seconds, procs, warmup=12.0 + 2 * args.idle_interval)
+        both = watch_with_both(node.url, full, args.seconds, procs)
     n = args.containers
-    per_sample = both["cpu_s"] / both["samples"] * 1e6
+
+    def cores(run: dict, key: str = "cpu_s") -> float:
+        return run[key] / run["wall_s"]
+
+    docker_node = docker["node_cpu_s"] / docker["wall_s"] - idle
     rows = [
-        ("client CPU per sample (µs), both watching at once", both["peer_cpu_s"] / both["samples"] * 1e6, per_sample),
-        ("client CPU (cores)", docker["cpu_s"] / docker["wall_s"], berth["cpu_s"] / berth["wall_s"]),
-        ("node dockerd+containerd (cores, idle baseline subtracted)",
-         docker["node_cpu_s"] / docker["wall_s"] - idle, berth["node_cpu_s"] / berth["wall_s"] - idle),
-        ("samples per second received (berth counted)", berth["samples"] / berth["wall_s"],
-         berth["samples"] / berth["wall_s"]),
+        ("client CPU per sample (µs), both on the same samples", "docker stats", "berth, full rate",
+         both["peer_cpu_s"] / both["samples"] * 1e6, both["cpu_s"] / both["samples"] * 1e6),
+        ("client CPU (cores)", "docker stats", "berth, full rate", cores(docker), cores(berth_full)),
+        ("client CPU (cores)", "docker stats", "berth, default", cores(docker), cores(berth)),
+        ("node dockerd+containerd (cores, minus idle baseline)", "docker stats", "berth, full rate",
+         docker_node, cores(berth_full, "node_cpu_s") - idle),
+        ("node dockerd+containerd (cores, minus idle baseline)", "docker stats", "berth, default",
+         docker_node, cores(berth, "node_cpu_s") - idle),
+        ("stats samples per second received", "(same)", "berth, full rate",
+         berth_full["samples"] / berth_full["wall_s"], berth_full["samples"] / berth_full["wall_s"]),
+        ("stats samples per second received", "(same)", "berth, default",
+         berth_full["samples"] / berth_full["wall_s"], berth["samples"] / berth["wall_s"]),
     ]
-    print(f"\nstats path, {n} running containers on one real dockerd, {args.seconds:g}s windows "
-          f"(idle node baseline {idle:.3f} cores)")
-    print(f"{'metric':58} {'docker stats':>14} {'berth':>10} {'berth/docker':>13}")
-    for name, d, b in rows:
+    print(f"\nstats path, {n} running containers ({args.busy} busy) on one real dockerd, {args.seconds:g}s windows "
+          f"(idle node baseline {idle:.3f} cores); berth default = stats_idle_interval {args.idle_interval:g}s")
+    print(f"{'metric':54} {'peer':>13} {'value':>9} {'berth':>17} {'value':>9} {'ratio':>6}")
+    for name, peer, who, d, b in rows:
         ratio = b / d if d else float("nan")
-        print(f"{name:58} {d:14.3f} {b:10.3f} {ratio:13.2f}")
+        print(f"{name:54} {peer:>13} {d:9.3f} {who:>17} {b:9.3f} {ratio:6.2f}")
     print(f"berth RSS {berth['rss'] / 2**20:.0f} MiB; first complete round {berth['ready_s']:.1f}s")
     return 0
 
