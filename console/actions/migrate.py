@@ -48,7 +48,7 @@ from console.actions.placement import Need, NodeLoad, fit_problems, load_node
 from console.actions.tarstream import Entry
 from console.actions.types import ActionError
 from console.engine.client import EngineClient
-from console.engine.errors import EngineError
+from console.engine.errors import Conflict, EngineError
 from console.fmt import size
 
 DEFAULT_NETS = frozenset({"bridge", "host", "none", "default"})
@@ -338,7 +338,12 @@ class Migration:
                 body["IPAM"] = info.get("IPAM")
             self.created.networks.append(net)  # recorded first: a create whose answer is lost still gets undone
             self._save()
-            await ops.create_network(self.dst, body)
+            try:
+                await ops.create_network(self.dst, body)
+            except Conflict:
+                self.created.networks.remove(net)  # someone else's, made since pre-flight: never ours to remove
+                self._save()
+                raise
         self.cutoff = await self._daemon_time() - RACY_SLACK
         await self._build_target()
         await self._failpoint("pre-copy:target-created")
