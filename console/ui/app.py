@@ -28,6 +28,7 @@ from console.fleet.alerts import Alert, derive_alerts
 from console.fleet.model import ContainerSnapshot, FleetSnapshot, NodeSnapshot, TenantSnapshot
 from console.ui import commandline, operations, registry, themes
 from console.ui.cells import Context
+from console.ui.collector import Collector
 from console.ui.io import EngineIO
 from console.ui.screens.alerts import AlertsScreen
 from console.ui.screens.audit import AuditScreen
@@ -113,6 +114,7 @@ class BerthApp(App[int]):
             self.register_theme(t)
         self.theme = self.resolve_theme(theme or ("noc" if noc else themes.DEFAULT_THEME))
         self.fleet = FleetScreen(noc=noc)
+        self.collector = Collector()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class BerthApp(App[int]):
 
     def on_mount(self) -> None:
         self.push_screen(self.fleet)
+        self.call_after_refresh(self.collector.settle)
         if self.feed is not None:
             self._start_feed()
         self.set_interval(1.0, self._tick)
@@ -144,6 +147,7 @@ class BerthApp(App[int]):
 
     def on_unmount(self) -> None:
         self.engine_io.close()
+        self.collector.uninstall()
 
     def deliver(self, snapshot: FleetSnapshot) -> None:
         """Called on the fleet thread: hand over through the (thread-safe) message queue."""
@@ -179,6 +183,8 @@ class BerthApp(App[int]):
             screen = self.screen
             if screen is not self.fleet and isinstance(screen, DetailScreen):
                 screen.apply(snap, ctx)
+        if snap.complete and self.collector.settles < self.collector.max_settles:
+            self.call_after_refresh(self.collector.settle)  # the fleet is known: freeze its state
 
     def _tick(self) -> None:
         """Ages move even when no snapshot arrives; a stalled feed must look stale, not live."""
