@@ -217,7 +217,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         app.apply_snapshot(base)
         await pilot.pause()
         app.fleet.query_one("#filter", Input).cursor_blink = False
-        feeder.thread.start()
+        if not args.static:
+            feeder.thread.start()
         if burner:
             burner.thread.start()
         await asyncio.sleep(2.5)
@@ -290,7 +291,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         feeder.stop.set()
         if burner:
             burner.stop.set()
-    feeder.thread.join(2)
+    if feeder.thread.is_alive():
+        feeder.thread.join(2)
     Screen._on_timer_update = timer_update  # type: ignore[method-assign]
     return {"latencies": latencies, "missed": missed, "apply": apply_cost, "render": render_cost,
             "paint": paint_cost, "build": feeder.built, "behind": behind,
@@ -309,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--profile", help="write a cProfile of the UI thread during the key script")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--static", action="store_true", help="no live updates: what the keys alone cost")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--gc-freeze", action="store_true", help="experiment: gc.freeze() once after settling")
     p.add_argument("--no-collector", action="store_true", help="A/B: leave garbage collection to CPython")

@@ -9,7 +9,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
+
+from console.ui.widgets.footer import StableFooter
 
 COLUMNS = ("at", "who", "action", "target", "result", "duration", "error")
 
@@ -41,7 +43,7 @@ class AuditScreen(Screen[None]):
         yield Static("Audit log › newest first   [$text-muted]esc back[/]", classes="detail--title")
         yield DataTable(id="audit", cursor_type="row", zebra_stripes=True)
         yield Static("", id="audit-status")
-        yield Footer(compact=True)
+        yield StableFooter(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

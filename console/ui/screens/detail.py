@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Sparkline, Static
+from textual.widgets import Label, Sparkline, Static
 
 from console import fmt
 from console.fleet.model import ContainerSnapshot, FleetSnapshot
 from console.ui.cells import Context, container_state, short_size
 from console.ui.inspect_view import inspect_sections
+from console.ui.widgets.footer import StableFooter
 from console.ui.widgets.header import FleetHeader
 
 
@@ -87,7 +88,7 @@ class DetailScreen(Screen[None]):
                     yield Label("memory", id="mem-label", classes="detail--key")
                     yield Sparkline([], id="mem-graph")
             yield Static("[$text-muted]inspect: loading…[/]", id="inspect")
-        yield Footer(compact=True)
+        yield StableFooter(compact=True)
 
     def _title(self) -> str:
         return f"{escape(self.crumb)} › [b]{escape(self.container.name)}[/]   [$text-muted]l logs · esc back[/]"

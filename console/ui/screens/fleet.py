@@ -14,11 +14,12 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from console.fleet.alerts import Alert
 from console.fleet.model import ContainerSnapshot, FleetSnapshot, NodeSnapshot, TenantSnapshot
 from console.ui.cells import Context
+from console.ui.widgets.footer import StableFooter
 from console.ui.widgets.header import AlertStrip, FleetHeader, NocSummary, OneLine
 from console.ui.widgets.pane import Pane, Scope
 from console.ui.widgets.table import VirtualTable
@@ -72,7 +73,7 @@ class FleetScreen(Screen[None]):
         yield Input(id="filter", classes="command-input", placeholder="filter: words node: tenant: state: image:")
         yield Input(id="command", classes="command-input", placeholder=":hosts :containers :tenants :node NAME")
         yield Static("", id="activity", markup=False)
-        yield Footer(compact=True)
+        yield StableFooter(compact=True)
 
     def on_mount(self) -> None:
         for input_id in ("#filter", "#command"):

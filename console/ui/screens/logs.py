@@ -13,11 +13,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Log, Static
+from textual.widgets import Input, Log, Static
 
 from console.fleet.model import ContainerSnapshot
 from console.ui.inspect_view import FrameDecoder
 from console.ui.io import log_chunks
+from console.ui.widgets.footer import StableFooter
 
 MAX_LINES = 20_000
 
@@ -64,7 +65,7 @@ class LogsScreen(Screen[None]):
         yield LogView(max_lines=MAX_LINES, auto_scroll=True, id="log")
         yield Input(id="log-search", classes="command-input", placeholder="search logs (enter keeps, esc clears)")
         yield Static("", id="log-status")
-        yield Footer(compact=True)
+        yield StableFooter(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#log-search").display = False
