@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -157,12 +157,7 @@ def _check_filters(filters: Mapping[str, list[str]], allowed: set[str]) -> None:
             raise ApiError(400, f"Invalid filter '{key}'")
 
 
-def _go_json(doc: Any) -> bytes:
-    """JSON as Go's encoder writes it: HTML-escaped, newline-terminated."""
-    raw = orjson.dumps(doc)
-    if b"<" in raw or b">" in raw or b"&" in raw:
-        raw = raw.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
-    return raw + b"\n"
+_go_json = samples.go_json
 
 
 @dataclass(slots=True)
@@ -288,6 +283,7 @@ class Container:
         self.net_rate = rng.uniform(1e3, 5e5)
         self.pid_base = rng.randrange(2000, 60000)
         self.nprocs = rng.randrange(1, 9)
+        self.stats_template: samples.StatsTemplate | None = None
         # logs: run segments (start_ns, end_ns or 0 while running)
         self.runs: deque[tuple[int, int]] = deque(maxlen=20)
         self.lock = asyncio.Lock()
@@ -361,11 +357,12 @@ class _EventSub:
         self.accept = accept
 
 
-class _StatsSub:
-    __slots__ = ("queue",)
+class StatsSink(Protocol):
+    """A stats reader the tick pushes to (the server writes each sample straight to its socket)."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=4)
+    def offer(self, sample: samples.Sample) -> None: ...
+
+    def end(self) -> None: ...
 
 
 class SimDaemon:
@@ -380,7 +377,7 @@ class SimDaemon:
         self.images: dict[str, Image] = {}
         self.ring: deque[tuple[int, dict[str, Any], bytes]] = deque(maxlen=ring_size)
         self._event_subs: set[_EventSub] = set()
-        self._stats_subs: dict[str, set[_StatsSub]] = {}
+        self._stats_subs: dict[str, set[StatsSink]] = {}
         self._last_event_ns = 0
         self._rng = random.Random(f"berth-sim:{spec.seed}:daemon")
         self._ticker: asyncio.Task[None] | None = None
@@ -515,8 +512,8 @@ class SimDaemon:
         for sub in list(self._event_subs):
             _offer(sub.queue, None)
         for subs in self._stats_subs.values():
-            for ssub in subs:
-                _offer(ssub.queue, None)
+            for ssub in list(subs):
+                ssub.end()
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -561,13 +558,15 @@ class SimDaemon:
                 c.usage *= scale
         for c in running:
             self._behave(c, now)
-        for cid, subs in list(self._stats_subs.items()):
-            watched = self.containers.get(cid)
-            if watched is None or not subs:
-                continue
-            sample = self.stats_sample(watched, now)
-            for sub in subs:
-                _offer(sub.queue, sample, replace=True)
+        if self._stats_subs:
+            read, system = rfc3339(int(now * NS)).encode(), self.system_cpu(now)
+            for cid, subs in list(self._stats_subs.items()):
+                watched = self.containers.get(cid)
+                if watched is None or not subs:
+                    continue
+                sample = self.render_stats(watched, now, read, system)
+                for sub in list(subs):
+                    sub.offer(sample)
 
     def _behave(self, c: Container, now: float) -> None:
         limit = c.mem_limit
@@ -1035,7 +1034,7 @@ class SimDaemon:
                 if not fut.done():
                     fut.set_result(c.exit_code)
             for sub in self._stats_subs.pop(c.id, set()):
-                _offer(sub.queue, None)
+                sub.end()
 
     def rename(self, ref: str, new: str) -> None:
         c = self.lookup(ref)
@@ -1396,12 +1395,11 @@ class SimDaemon:
 
     # -- stats -----------------------------------------------------------------
 
-    def subscribe_stats(self, c: Container) -> _StatsSub:
-        sub = _StatsSub()
+    def subscribe_stats(self, c: Container, sub: StatsSink) -> None:
+        """`sub` gets every tick's sample of `c` until unsubscribed, or `end()` when `c` is removed."""
         self._stats_subs.setdefault(c.id, set()).add(sub)
-        return sub
 
-    def unsubscribe_stats(self, c: Container, sub: _StatsSub) -> None:
+    def unsubscribe_stats(self, c: Container, sub: StatsSink) -> None:
         subs = self._stats_subs.get(c.id)
         if subs is not None:
             subs.discard(sub)
@@ -1418,10 +1416,23 @@ class SimDaemon:
         """One stats document as a one-shot reader sees it (empty precpu_stats)."""
         if c.state not in ("running", "paused"):
             return samples.empty(c)
-        nets = (self._net_by_name(n) for n in c.networks)
-        interface = any(n is not None and n.driver not in ("host", "null") for n in nets)
         return samples.sample(self.spec, c, now, self.last_tick, rfc3339(int(now * NS)), self.system_cpu(now),
-                              interface)
+                              self._has_interface(c))
+
+    def _has_interface(self, c: Container) -> bool:
+        """The container has a network interface (per-interface stats): attached to a network other than host/none."""
+        nets = (self._net_by_name(n) for n in c.networks)
+        return any(n is not None and n.driver not in ("host", "null") for n in nets)
+
+    def render_stats(self, c: Container, now: float, read: bytes | None = None,
+                     system: int | None = None) -> samples.Sample:
+        """`stats_sample()` pre-encoded for streaming (what the tick hands to every reader of `c`);
+        `read` and `system` are the tick's, computed once for all containers."""
+        if c.state not in ("running", "paused"):
+            return samples.Sample.from_doc(samples.empty(c))
+        return samples.render(self.spec, c, now, self.last_tick,
+                              rfc3339(int(now * NS)).encode() if read is None else read,
+                              self.system_cpu(now) if system is None else system, self._has_interface(c))
 
     # -- networks --------------------------------------------------------------
 
@@ -1555,7 +1566,7 @@ class SimDaemon:
             self._emit_network(net, "disconnect", c.id)
 
 
-def _offer(queue: asyncio.Queue[Any], item: Any, replace: bool = False) -> None:
+def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
     """Non-blocking put: a slow reader loses the oldest item rather than stalling the node."""
     try:
         queue.put_nowait(item)

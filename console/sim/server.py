@@ -6,9 +6,13 @@ headers, JSON error bodies `{"message": ...}` with dockerd's status codes,
 newline-delimited JSON streams in chunked encoding (stats, events), the
 multiplexed log stream, and `{"message":"page not found"}` for anything else.
 
-One process serves many streams cheaply: a stream is a coroutine waiting on
-a queue the daemon's 1 Hz tick fills; a watcher per streaming connection
-notices the client going away even while the stream is idle.
+One process serves many streams cheaply. Stats streams are pushed: the daemon's
+1 Hz tick renders each watched container's sample once and writes the framed
+chunk straight to every reader's transport (no task, queue or wake-up per sample),
+dropping a sample for a reader whose unsent bytes are over STATS_BUFFER (dockerd's
+publisher skips a subscriber that does not keep up, it never queues without bound).
+Other streams (events, logs, wait) are coroutines the connection drives. Either
+way a read per streaming connection notices the client going away while idle.
 
 `go_down()` / `go_up()` make the node flap: "refuse" closes the listener and
 leaves the socket file (connection refused, like a crashed dockerd), "reset"
@@ -34,15 +38,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import h11
 import orjson
 
+from console.sim import samples
 from console.sim.daemon import (
     API_VERSION,
     ENGINE_VERSION,
     MIN_API_VERSION,
     NS,
-    ZERO_TIME,
     ApiError,
     NotModified,
     SimDaemon,
+    StatsSink,
     _go_json,
     iter_frames,
     parse_filters,
@@ -51,6 +56,7 @@ from console.sim.daemon import (
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4 * 1024 * 1024
+STATS_BUFFER = 64 * 1024  # unsent bytes past which a stats reader misses samples (about 20 of them)
 SERVER = f"Docker/{ENGINE_VERSION} (linux)"
 _VERSIONED = re.compile(r"^/v([0-9]+)\.([0-9]+)(/.*)$")
 _MAX_API = tuple(int(x) for x in API_VERSION.split("."))
@@ -64,6 +70,7 @@ class Response:
     content_type: str | None = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: AsyncIterator[bytes] | None = None  # chunked body instead of `body`
+    stats: Callable[[StatsSink], Callable[[], None]] | None = None  # pushed chunked body: subscribe -> unsubscribe
     engine_headers: bool = True  # False for the router's own 404
 
 
@@ -284,7 +291,7 @@ class EngineServer:
             log.exception("sim %s: %s %s failed", self.daemon.name, req.method, req.path)
             resp = error_response(500, f"{type(exc).__name__}: {exc}")
         headers = self._headers(resp, time.time())
-        if resp.stream is None:
+        if resp.stream is None and resp.stats is None:
             if resp.status not in (204, 304):
                 headers.append(("Content-Length", str(len(resp.body))))
             writer.write(conn.send(h11.Response(status_code=resp.status, headers=headers,
@@ -298,7 +305,38 @@ class EngineServer:
         writer.write(conn.send(h11.Response(status_code=resp.status, headers=headers,
                                                 reason=_reason(resp.status))))
         await writer.drain()
+        if resp.stats is not None:
+            return await self._push(conn, reader, writer, resp.stats, leftover)
+        assert resp.stream is not None
         return await self._stream(conn, reader, writer, resp.stream, leftover)
+
+    async def _push(self, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    subscribe: Callable[[StatsSink], Callable[[], None]], leftover: list[bytes]) -> bool:
+        """A stats stream: the daemon's tick writes the chunks; here we only wait for its end or the client's."""
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        reader_sink = _StatsReader(writer.transport, self._up, ended)
+        unsubscribe = subscribe(reader_sink)
+        read: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                read = asyncio.ensure_future(reader.read(65536))
+                await asyncio.wait({read, ended}, return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    break
+                data = read.result()
+                read = None
+                if not data:
+                    return False  # the client went away
+                leftover.append(data)
+            # h11 framed none of the chunks (the tick wrote them), so its state is still SEND_BODY.
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+            return True
+        finally:
+            unsubscribe()
+            if read is not None:
+                read.cancel()
+                await asyncio.gather(read, return_exceptions=True)
 
     async def _stream(self, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       body: AsyncIterator[bytes], leftover: list[bytes]) -> bool:
@@ -557,35 +595,23 @@ class EngineServer:
             return json_response(d.empty_stats(c))
         if not stream and req.flag("one-shot"):
             return json_response(d.stats_sample(c, time.time()))
-        sub = d.subscribe_stats(c)
-
-        async def samples() -> AsyncIterator[dict[str, Any]]:
-            try:
-                while True:
-                    doc = await sub.queue.get()
-                    if doc is None:
-                        return
-                    yield doc
-            finally:
-                d.unsubscribe_stats(c, sub)
-
         if not stream:
             # dockerd primes precpu with one sample and answers with the next (about 1-2 s)
-            pre: dict[str, Any] | None = None
-            async for doc in samples():
-                if pre is None:
-                    pre = doc
-                    continue
-                return json_response(_with_pre(doc, pre))
-            raise ApiError(404, f"No such container: {m['id']}")
+            settled = _Settle(asyncio.get_running_loop().create_future())
+            d.subscribe_stats(c, settled)
+            try:
+                body = await settled.done
+            finally:
+                d.unsubscribe_stats(c, settled)
+            if body is None:
+                raise ApiError(404, f"No such container: {m['id']}")
+            return Response(200, body)
 
-        async def body() -> AsyncIterator[bytes]:
-            pre: dict[str, Any] | None = None
-            async for doc in samples():
-                yield _go_json(_with_pre(doc, pre))
-                pre = doc
+        def subscribe(sink: StatsSink) -> Callable[[], None]:
+            d.subscribe_stats(c, sink)
+            return lambda: d.unsubscribe_stats(c, sink)
 
-        return Response(200, content_type=None, stream=body())
+        return Response(200, content_type=None, stats=subscribe)
 
     # -- networks ----------------------------------------------------------------
 
@@ -652,12 +678,54 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-def _with_pre(doc: dict[str, Any], pre: dict[str, Any] | None) -> dict[str, Any]:
-    """A reader's view of a sample: its own previous sample as preread/precpu_stats (dockerd's
-    getStatJSON); the first sample of a stream keeps the empty ones."""
-    if pre is None or pre["read"] == ZERO_TIME:
-        return doc
-    return {**doc, "preread": pre["read"], "precpu_stats": pre["cpu_stats"]}
+class _StatsReader:
+    """One `stats?stream=1` reader, as the daemon's tick sees it: each sample goes out as one chunk
+    spliced with this reader's own previous sample (its precpu_stats)."""
+
+    __slots__ = ("transport", "up", "ended", "pre", "dropped")
+
+    def __init__(self, transport: asyncio.WriteTransport, up: asyncio.Event, ended: asyncio.Future[None]) -> None:
+        self.transport = transport
+        self.up = up
+        self.ended = ended
+        self.pre: samples.Sample | None = None
+        self.dropped = 0
+
+    def offer(self, sample: samples.Sample) -> None:
+        t = self.transport
+        if t.is_closing() or not self.up.is_set():  # gone (its connection unsubscribes), or the node hangs
+            return
+        if t.get_write_buffer_size() > STATS_BUFFER:
+            self.dropped += 1  # a slow reader misses samples; its next one still follows its own last
+            return
+        t.write(sample.chunk(self.pre))
+        self.pre = sample
+
+    def end(self) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+class _Settle:
+    """`stats?stream=false`: the second sample, with the first as its precpu_stats; None if the container went."""
+
+    __slots__ = ("done", "pre")
+
+    def __init__(self, done: asyncio.Future[bytes | None]) -> None:
+        self.done = done
+        self.pre: samples.Sample | None = None
+
+    def offer(self, sample: samples.Sample) -> None:
+        if self.done.done():
+            return
+        if self.pre is None:
+            self.pre = sample
+        else:
+            self.done.set_result(sample.json(self.pre))
+
+    def end(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 __all__ = ["EngineServer", "Request", "Response", "parse_timestamp"]
