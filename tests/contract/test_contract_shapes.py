@@ -2,7 +2,8 @@
 
 Only differences the lab itself causes are allowed: its daemons run with `--bridge=none`, so
 containers there have no network interface (no per-interface stats, `Config.NetworkDisabled`),
-and its idle busybox containers do no block I/O (empty blkio lists, so no entry keys).
+and its idle busybox containers do no block I/O (empty blkio lists, so no entry keys). The sim
+reports the vfs storage driver (console/sim/storage.py), whose GraphDriver has no overlay directories.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from contract_support import API, Engine, keys_of
 
 pytestmark = pytest.mark.lab
 
-REAL_ONLY_ALLOWED = {"Config.NetworkDisabled"}
+REAL_ONLY_ALLOWED = {"Config.NetworkDisabled", "GraphDriver.Data.LowerDir", "GraphDriver.Data.MergedDir",
+                     "GraphDriver.Data.UpperDir", "GraphDriver.Data.WorkDir"}
 SIM_ONLY_ALLOWED = re.compile(r"^(networks(\..*)?|blkio_stats\.\w+\[\]\.(major|minor|op|value))$")
 MiB = 1024 * 1024
 
