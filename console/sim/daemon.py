@@ -25,6 +25,7 @@ import orjson
 from console.sim import model, samples
 from console.sim.model import ContainerSpec, Load, NodeSpec, stable_id
 from console.sim.samples import NS, ZERO_TIME
+from console.sim.storage import Storage
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.12"
@@ -385,6 +386,7 @@ class SimDaemon:
         self.last_tick = self.started
         self._next_subnet = 18
         self._build()
+        self.storage = Storage(self)  # files, volumes, image layers (console.sim.storage)
 
     # -- construction ----------------------------------------------------------
 
@@ -750,9 +752,7 @@ class SimDaemon:
         return {
             "ID": s.daemon_id, "Containers": len(states), "ContainersRunning": running,
             "ContainersPaused": paused, "ContainersStopped": len(states) - running - paused,
-            "Images": len(self.images), "Driver": "overlay2",
-            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"],
-                             ["Native Overlay Diff", "true"], ["userxattr", "false"]],
+            "Images": len(self.images), "Driver": self.storage.driver, "DriverStatus": self.storage.driver_status(),
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "ipvlan", "macvlan", "null", "overlay"],
                         "Authorization": None,
                         "Log": ["awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local",
@@ -846,7 +846,7 @@ class SimDaemon:
             "Labels": dict(sorted(c.labels.items())), "State": c.state, "Status": c.status_text(now),
             "HostConfig": {"NetworkMode": c.host_config["NetworkMode"]},
             "NetworkSettings": {"Networks": {k: dict(v) for k, v in c.networks.items()}},
-            "Mounts": [],
+            "Mounts": self.storage.mounts(c),
         }
 
     def inspect(self, ref: str) -> dict[str, Any]:
@@ -870,24 +870,20 @@ class SimDaemon:
         }
         if c.healthcheck:
             config["Healthcheck"] = dict(c.healthcheck)
-        config.update({"Image": c.image_ref, "Volumes": None, "WorkingDir": c.extra_config.get("WorkingDir", ""),
+        config.update({"Image": c.image_ref, "Volumes": self.storage.config_volumes(c),
+                       "WorkingDir": c.extra_config.get("WorkingDir", ""),
                        "Entrypoint": list(c.entrypoint) if c.entrypoint else None, "OnBuild": None,
                        "Labels": dict(sorted(c.labels.items()))})
-        layer = stable_id("layer", c.id)
         return {
             "Id": c.id, "Created": rfc3339(c.created_ns), "Path": path, "Args": args, "State": state,
             "Image": c.image.id, "ResolvConfPath": f"{data}/containers/{c.id}/resolv.conf",
             "HostnamePath": f"{data}/containers/{c.id}/hostname", "HostsPath": f"{data}/containers/{c.id}/hosts",
             "LogPath": f"{data}/containers/{c.id}/{c.id}-json.log" if c.started_ns else "",
-            "Name": "/" + c.name, "RestartCount": c.restart_count, "Driver": "overlay2", "Platform": "linux",
+            "Name": "/" + c.name, "RestartCount": c.restart_count, "Driver": self.storage.driver, "Platform": "linux",
             "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
             "HostConfig": dict(c.host_config),
-            "GraphDriver": {"Data": {"LowerDir": f"{data}/overlay2/{layer}-init/diff:{data}/overlay2/{c.image.id[7:]}/diff",
-                                     "MergedDir": f"{data}/overlay2/{layer}/merged",
-                                     "UpperDir": f"{data}/overlay2/{layer}/diff",
-                                     "WorkDir": f"{data}/overlay2/{layer}/work"},
-                            "Name": "overlay2"},
-            "Mounts": [], "Config": config,
+            "GraphDriver": self.storage.graph_driver(c),
+            "Mounts": self.storage.mounts(c), "Config": config,
             "NetworkSettings": {
                 "Bridge": "", "SandboxID": stable_id("sandbox", c.id, c.started_ns) if c.running else "",
                 "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
@@ -989,6 +985,7 @@ class SimDaemon:
         endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
         given = endpoints.get(net.name) or endpoints.get(net.id) or {}
         c.networks[net.name] = self._endpoint_settings(net, given.get("Aliases"), given.get("IPAMConfig"))
+        self.storage.on_create(c, body)
         self.containers[cid] = c
         self._emit_container(c, "create")
         return {"Id": cid, "Warnings": []}
@@ -1025,6 +1022,7 @@ class SimDaemon:
             self._cancel_timers(c)
             c.state = "removing"
             self.containers.pop(c.id, None)
+            self.storage.on_remove(c)
             for net in self.networks.values():
                 net.endpoints.pop(c.id, None)
             self._emit_container(c, "destroy")

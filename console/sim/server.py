@@ -415,6 +415,9 @@ class EngineServer:
         add(("POST", re.compile(rf"^/networks/{cid}/(?P<action>connect|disconnect)$"), self._network_action))
         add(("GET", re.compile(r"^/images/json$"), self._images))
         add(("GET", re.compile(r"^/images/(?P<name>.+)/json$"), self._image_inspect))
+        from console.sim import storage_routes  # archive, changes, volumes, image save/load (it imports this module)
+
+        self._routes[:0] = storage_routes.routes(self)
 
     async def dispatch(self, req: Request) -> Response:
         path = req.path
@@ -666,7 +669,7 @@ class EngineServer:
             "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(img.created)), "Container": "",
             "ContainerConfig": config, "DockerVersion": ENGINE_VERSION, "Author": "", "Config": config,
             "Architecture": "amd64", "Os": "linux", "Size": img.size, "VirtualSize": img.size,
-            "GraphDriver": {"Data": None, "Name": "overlay2"},
+            "GraphDriver": {"Data": None, "Name": self.daemon.storage.driver},
             "RootFS": {"Type": "layers", "Layers": [f"sha256:{img.id[7:]}"]},
             "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"}})
 
