@@ -56,7 +56,7 @@ def emit(out: IO[str], **doc: Any) -> None:
 # ---------------------------------------------------------------------- child: headless poller
 
 
-async def headless(inventory: str, seconds: float, rss_points: int, out: IO[str]) -> None:
+async def headless(inventory: str, seconds: float, rss_points: int, ready_timeout: float, out: IO[str]) -> None:
     from console.config import load_inventory
     from console.fleet.poller import Fleet, NodeWatcher
 
@@ -73,7 +73,7 @@ async def headless(inventory: str, seconds: float, rss_points: int, out: IO[str]
     emit(out, event="mark", name="start")
     async with fleet:
         first = time.monotonic()
-        snap = await fleet.wait_complete(60)
+        snap = await fleet.wait_complete(ready_timeout)
         ready = time.monotonic() - first
         emit(out, event="mark", name="window")
         t0, c0, s0 = time.monotonic(), me.cpu_times(), CountingWatcher.samples
@@ -100,7 +100,7 @@ def key_script(rounds: int, downs: int, text: str) -> list[str]:
 
 
 async def console(inventory: str, idle: float, rounds: int, downs: int, text: str, seed: int,
-                  started: float, out: IO[str]) -> None:
+                  started: float, ready_timeout: float, rss_points: int, out: IO[str]) -> None:
     t_import = time.perf_counter()
     from textual._compositor import CompositorUpdate
     from textual.widgets import Input
@@ -150,7 +150,7 @@ async def console(inventory: str, idle: float, rounds: int, downs: int, text: st
     try:
         async with app.run_test(size=SIZE) as pilot:
             app.fleet.query_one("#filter", Input).cursor_blink = False  # no unrelated frames while typing
-            deadline = time.perf_counter() + 60
+            deadline = time.perf_counter() + ready_timeout
             while not complete_at and time.perf_counter() < deadline:
                 await asyncio.sleep(0.02)
             first_screen = complete_at[0] - t_app if complete_at else None
@@ -159,7 +159,10 @@ async def console(inventory: str, idle: float, rounds: int, downs: int, text: st
             emit(out, event="mark", name="window")
             t0, c0, r0, n0 = time.perf_counter(), me.cpu_times(), me.memory_info().rss, len(frames)
             seq0 = app.snapshot.seq if app.snapshot else 0
-            await asyncio.sleep(idle)
+            rss = [(0.0, r0)]
+            for i in range(1, rss_points + 1):
+                await asyncio.sleep(t0 + idle * i / rss_points - time.perf_counter())
+                rss.append((time.perf_counter() - t0, me.memory_info().rss))
             t1, c1, r1 = time.perf_counter(), me.cpu_times(), me.memory_info().rss
             live_frames = len(frames) - n0
             applied = (app.snapshot.seq if app.snapshot else 0) - seq0
@@ -183,7 +186,7 @@ async def console(inventory: str, idle: float, rounds: int, downs: int, text: st
     emit(out, event="result", imported_s=imported, first_screen_s=first_screen,
          since_process_s=(complete_at[0] - started) if complete_at else None,
          running=snap.running if snap else 0, idle_cpu_s=(c1.user - c0.user) + (c1.system - c0.system),
-         idle_wall_s=t1 - t0, rss0=r0, rss1=r1, rss_end=rss_end, live_frames=live_frames,
+         idle_wall_s=t1 - t0, rss0=r0, rss1=r1, rss_end=rss_end, rss=rss, live_frames=live_frames,
          snapshots_applied=applied, latencies=latencies)
 
 
@@ -247,8 +250,12 @@ def run_child(args: list[str], sim: list[psutil.Process], timeout: float) -> Chi
 class Run:
     nodes: int
     per_node: int
+    sim_up_s: float  # SimFleet start: every node process answering /_ping
+    sim_rss: int  # bytes, summed over the node processes, after start-up
+    sim_idle: float  # cores: the sim ticking its containers with no client
     headless: Child
     ui: Child
+    soak: Child | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -257,22 +264,37 @@ def measure(nodes: int, per_node: int, args: argparse.Namespace) -> Run:
 
     print(f"fleet {nodes}x{per_node}: starting the sim…", file=sys.stderr, flush=True)
     t = time.monotonic()
-    with SimFleet(nodes, per_node, args.seed, flap=None) as sim:  # flap=None: every node stays up
+    with SimFleet(nodes, per_node, args.seed, flap=None, cgroup=args.cgroup) as sim:  # flap=None: nodes stay up
+        up = time.monotonic() - t
         procs = [psutil.Process(p.pid) for p in sim.procs.values()]
         inv = str(sim.inventory_path)
-        print(f"  sim up in {time.monotonic() - t:.1f}s; headless poller for {args.seconds:g}s…", file=sys.stderr, flush=True)
-        head = run_child(["--child", "headless", "--inventory", inv, "--seconds", str(args.seconds)],
-                         procs, timeout=args.seconds + 120)
+        c0, t0 = cpu_of(procs), time.monotonic()
+        time.sleep(5.0)
+        idle = (cpu_of(procs) - c0) / (time.monotonic() - t0)
+        rss = sum(p.memory_info().rss for p in procs)
+        print(f"  sim up in {up:.1f}s, {rss / MiB:.0f} MB, idle {idle:.3f} cores; headless poller for "
+              f"{args.seconds:g}s…", file=sys.stderr, flush=True)
+        ready = str(args.ready_timeout)
+        head = run_child(["--child", "headless", "--inventory", inv, "--seconds", str(args.seconds),
+                          "--ready-timeout", ready], procs, timeout=args.seconds + args.ready_timeout + 120)
         print("  console under Pilot…", file=sys.stderr, flush=True)
         ui = run_child(["--child", "console", "--inventory", inv, "--idle", str(args.idle),
-                        "--rounds", str(args.rounds), "--seed", str(args.seed)], procs,
-                       timeout=args.idle + 60 * args.rounds + 120)
+                        "--rounds", str(args.rounds), "--seed", str(args.seed), "--ready-timeout", ready], procs,
+                       timeout=args.idle + 60 * args.rounds + args.ready_timeout + 120)
+        soak = None
+        if args.soak:
+            print(f"  console soak, live for {args.soak:g}s, no keys…", file=sys.stderr, flush=True)
+            soak = run_child(["--child", "console", "--inventory", inv, "--idle", str(args.soak), "--rounds", "0",
+                              "--seed", str(args.seed), "--ready-timeout", ready, "--rss-points", "20"], procs,
+                             timeout=args.soak + args.ready_timeout + 120)
         dead = sim.dead_nodes()
-    run = Run(nodes, per_node, head, ui)
+    run = Run(nodes, per_node, up, rss, idle, head, ui, soak)
     if not head.result["complete"]:
-        run.notes.append(f"{nodes}x{per_node}: the poller had no complete round within 60 s")
-    if ui.result["first_screen_s"] is None:
-        run.notes.append(f"{nodes}x{per_node}: the console showed no complete screen within 60 s")
+        run.notes.append(f"{nodes}x{per_node}: the poller had no complete round within {args.ready_timeout:g} s")
+    for child, what in ((ui, "console"), (soak, "soak console")):
+        if child is not None and child.result["first_screen_s"] is None:
+            run.notes.append(f"{nodes}x{per_node}: the {what} showed no complete screen within "
+                             f"{args.ready_timeout:g} s")
     if dead:
         run.notes.append(f"{nodes}x{per_node}: sim nodes exited during the run: {', '.join(dead)}")
     return run
@@ -283,7 +305,7 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
 
 
-def table(runs: list[Run], seconds: float, idle: float) -> None:
+def table(runs: list[Run], seconds: float, idle: float, soak: float, cgroup: str) -> None:
     cores = psutil.cpu_count() or 1
     rows: list[tuple[str, list[str], str]] = []
 
@@ -292,6 +314,15 @@ def table(runs: list[Run], seconds: float, idle: float) -> None:
 
     h = [r.headless.result for r in runs]
     u = [r.ui.result for r in runs]
+    row("sim: start-up, all nodes answering (s)", ".1f", [r.sim_up_s for r in runs])
+    row("sim: RSS, all node processes (MB)", ".0f", [r.sim_rss / MiB for r in runs])
+    row("sim: CPU idle, no client (cores)", ".3f", [r.sim_idle for r in runs])
+    row("sim: CPU serving the poller (cores)", ".3f", [r.headless.window.sim for r in runs], "<= 0.3")
+    row("  per sample served (µs)", ".1f", [r.headless.window.sim / max(1e-9, x["samples"] / x["wall_s"]) * 1e6
+                                           for r, x in zip(runs, h, strict=True)], "<= 30")
+    row("  per sample served, net of idle (µs)", ".1f",
+        [(r.headless.window.sim - r.sim_idle) / max(1e-9, x["samples"] / x["wall_s"]) * 1e6
+         for r, x in zip(runs, h, strict=True)])
     row("containers running (of nodes x containers)", "d", [x["running"] for x in h])
     row("samples per second (headless poller)", ".0f", [x["samples"] / x["wall_s"] for x in h])
     row("  per running container (Hz)", ".2f", [x["samples"] / x["wall_s"] / max(1, x["running"]) for x in h],
@@ -314,6 +345,15 @@ def table(runs: list[Run], seconds: float, idle: float) -> None:
     row(f"RSS growth over {idle:g}s live, no keys, console (MB)", "+.1f", [(x["rss1"] - x["rss0"]) / MiB for x in u],
         "0")
     row("  and by the end of the keys (MB)", "+.1f", [(x["rss_end"] - x["rss0"]) / MiB for x in u])
+    if soak:
+        s_ = [r.soak.result if r.soak else None for r in runs]
+        row(f"RSS growth over {soak:g}s live soak, console (MB)", "s",
+            [None if x is None else f"{(x['rss1'] - x['rss0']) / MiB:+.1f}" for x in s_], "0")
+        row("  RSS at soak start / lowest / highest / end (MB)", "s",
+            [None if x is None else "/".join(f"{v / MiB:.0f}" for v in (
+                x["rss0"], min(r for _, r in x["rss"]), max(r for _, r in x["rss"]), x["rss1"])) for x in s_])
+        row("  console CPU over the soak (cores)", "s",
+            [None if x is None else f"{x['idle_cpu_s'] / x['idle_wall_s']:.3f}" for x in s_])
     lat = [[v for vs in x["latencies"].values() for v in vs] for x in u]
     row("key -> next frame p50 (ms)", ".0f", [statistics.median(v) * 1e3 if v else None for v in lat])
     row("key -> next frame p95 (ms)", ".0f", [pct(v, 0.95) * 1e3 if v else None for v in lat], "<= 50")
@@ -325,16 +365,19 @@ def table(runs: list[Run], seconds: float, idle: float) -> None:
     for label, which, part in (("start-up to first complete round, poller", "headless", "startup"),
                                (f"poller window ({seconds:g}s)", "headless", "window"),
                                ("start-up to first complete screen, console", "ui", "startup"),
-                               (f"console live window ({idle:g}s)", "ui", "window")):
-        ws: list[Window] = [getattr(getattr(r, which), part) for r in runs]
+                               (f"console live window ({idle:g}s)", "ui", "window"),
+                               (f"console soak ({soak:g}s)", "soak", "window")):
+        if which == "soak" and not soak:
+            continue
+        ws: list[Window | None] = [getattr(getattr(r, which), part) if getattr(r, which) else None for r in runs]
         rows.append((f"{label}:", [""] * len(runs), ""))
-        row("  Berth / sim / machine busy (cores)", "s", [f"{w.berth:.2f}/{w.sim:.2f}/{w.machine:.2f}" for w in ws],
-            f"of {cores}")
+        row("  Berth / sim / machine busy (cores)", "s",
+            [None if w is None else f"{w.berth:.2f}/{w.sim:.2f}/{w.machine:.2f}" for w in ws], f"of {cores}")
 
     heads = [f"{r.nodes}x{r.per_node}" for r in runs]
     width = max(len(name) for name, _, _ in rows)
-    print(f"\nBerth against a simulated fleet (nodes x containers per node), {seconds:g}s poller window, "
-          f"{idle:g}s live console window, terminal {SIZE[0]}x{SIZE[1]}, {cores} CPUs")
+    print(f"\nBerth against a simulated fleet (nodes x containers per node, cgroup v{cgroup}), {seconds:g}s poller "
+          f"window, {idle:g}s live console window, terminal {SIZE[0]}x{SIZE[1]}, {cores} CPUs")
     print(f"{'metric':{width}} " + " ".join(f"{h:>15}" for h in heads) + f" {'target':>15}")
     for name, values, target in rows:
         print(f"{name:{width}} " + " ".join(f"{v:>15}" for v in values) + f" {target:>15}")
@@ -361,23 +404,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=float, default=10.0, help="live console window before the keys")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the key script")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cgroup", choices=("1", "2", "mixed"), default="1", help="the sim nodes' cgroup flavour")
+    ap.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                    help="then run the console live (no keys) this long and report its RSS growth, as measured")
+    ap.add_argument("--ready-timeout", type=float, default=120.0,
+                    help="longest wait for the first complete round / screen")
+    ap.add_argument("--rss-points", type=int, default=6, help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=("headless", "console"), help=argparse.SUPPRESS)
     ap.add_argument("--inventory", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     out = sys.__stdout__
     assert out is not None
     if args.child == "headless":
-        asyncio.run(headless(args.inventory, args.seconds, 6, out))
+        asyncio.run(headless(args.inventory, args.seconds, args.rss_points, args.ready_timeout, out))
         return 0
     if args.child == "console":
         started = psutil.Process().create_time() - time.time() + time.perf_counter()
-        asyncio.run(console(args.inventory, args.idle, args.rounds, 10, "web", args.seed, started, out))
+        asyncio.run(console(args.inventory, args.idle, args.rounds, 10, "web", args.seed, started,
+                            args.ready_timeout, args.rss_points, out))
         return 0
     # A kill must unwind through the `with SimFleet` blocks: its node processes live in their own sessions.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     fleets = args.fleet or [(args.nodes, args.containers_per_node)]
     runs = [measure(n, m, args) for n, m in fleets]
-    table(runs, args.seconds, args.idle)
+    table(runs, args.seconds, args.idle, args.soak, args.cgroup)
     return 0
 
 

@@ -270,19 +270,20 @@ class StatsTemplate:
             blkio = dict.fromkeys(_BLKIO_KEYS)
             blkio["io_service_bytes_recursive"] = [{"major": 8, "minor": 0, "op": "read", "value": _m("br")},
                                                    {"major": 8, "minor": 0, "op": "write", "value": _m("bw")}]
-        mid, _ = _template({"pids_stats": pids, "blkio_stats": blkio, "num_procs": 0,
-                                         "storage_stats": {}})
-        self.mid = b"," + mid[1:-1]
+        mid, mid_names = _template({"pids_stats": pids, "blkio_stats": blkio, "num_procs": 0, "storage_stats": {}})
+        self.mid = b"," + mid[1:-1]  # formatted positionally, as render() lists them
+        assert mid_names == (("br", "bw", "bw", "br", "bt", "nr", "nw", "nw", "nr", "nt") if v1 else ("br", "bw"))
         cpu_usage: dict[str, Any] = {"total_usage": _m("total")}
         if v1:
             cpu_usage["percpu_usage"] = [_m(f"cpu{i}") for i in range(spec.ncpu)]
         cpu_usage["usage_in_kernelmode"] = _m("kernel")
         cpu_usage["usage_in_usermode"] = _m("user")
-        cpu, cpu_names = _template({"cpu_usage": cpu_usage, "system_cpu_usage": _m("system"),
-                                "online_cpus": spec.ncpu,
-                                "throttling_data": {"periods": _m("periods"), "throttled_periods": _m("throttled"),
-                                                    "throttled_time": _m("throttled_ns")}})
+        cpu, cpu_names = _template({"cpu_usage": cpu_usage, "system_cpu_usage": _m("system"), "online_cpus": spec.ncpu,
+                                    "throttling_data": {"periods": _m("periods"), "throttled_periods": _m("throttled"),
+                                                        "throttled_time": _m("throttled_ns")}})
         self.cpu = cpu  # formatted positionally: total, percpu..., kernel, user, system, throttling
+        assert cpu_names[0] == "total" and cpu_names[-6:] == ("kernel", "user", "system", "periods", "throttled",
+                                                              "throttled_ns")
         if v1:
             memsw = c.host_config.get("MemorySwap") or 0
             per: dict[str, Any] = {k: _m(k) for k in ("active_anon", "active_file", "cache")}
@@ -314,7 +315,6 @@ class StatsTemplate:
         tail, names = _template(doc)
         self.tail = b"," + tail[1:] + b"\n"
         self.tail_values: Callable[[dict[str, int]], tuple[int, ...]] = operator.itemgetter(*names)
-        assert cpu_names[0] == "total" and cpu_names[-4:] == ("system", "periods", "throttled", "throttled_ns")
 
 
 def template_key(spec: NodeSpec, c: Container, interface: bool) -> tuple[Any, ...]:
