@@ -115,6 +115,7 @@ class BerthApp(App[int]):
         self.theme = self.resolve_theme(theme or ("noc" if noc else themes.DEFAULT_THEME))
         self.fleet = FleetScreen(noc=noc)
         self.collector = Collector()
+        self._deferred: FleetSnapshot | None = None  # a snapshot waiting for the keys ahead of it
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -156,7 +157,19 @@ class BerthApp(App[int]):
     # -- snapshots -----------------------------------------------------------------
 
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
-        self.apply_snapshot(message.snapshot)
+        """Keys already queued go first: then the snapshot is applied after their frame (the newest by then)."""
+        if self._deferred is not None:
+            self._deferred = message.snapshot
+        elif self.message_queue_size:
+            self._deferred = message.snapshot
+            self.call_after_refresh(self._apply_deferred)
+        else:
+            self.apply_snapshot(message.snapshot)
+
+    def _apply_deferred(self) -> None:
+        snap, self._deferred = self._deferred, None
+        if snap is not None:
+            self.apply_snapshot(snap)
 
     def context(self, now: float | None = None) -> Context:
         now = self.clock() if now is None else now
