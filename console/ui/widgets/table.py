@@ -4,6 +4,11 @@ Rows are plain model objects (frozen snapshots) in the order the pane computed;
 cells come from a pure function `cell(row, column_key, context, width)`. The
 table never measures content: column widths come from `columns.fit` on resize.
 Pattern: Toolong's `log_lines.py` (ScrollView + render_line).
+
+Because rows are immutable, a drawn row is kept (by the row object and whether
+the cursor is on it) until the context, the width or the styles change: a
+re-sort, a filter keystroke, a pane switch or a scroll redraws from that cache,
+and a cursor move repaints only the two lines it touches.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -47,7 +52,7 @@ class VirtualTable(ScrollView, can_focus=True):
     VirtualTable { height: 1fr; scrollbar-size-vertical: 1; overflow-x: hidden; }
     """
 
-    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    cursor: reactive[int] = reactive(0, always_update=True, init=False, repaint=False)  # watch_cursor repaints
 
     class Selected(Message):
         """Enter or double-click on a row."""
@@ -88,12 +93,17 @@ class VirtualTable(ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}
         self._combos: dict[tuple[Style, str, str | None], Style] = {}
         self._cursor_key: Hashable | None = None
+        self._base: Style | None = None  # self.rich_style: walks the DOM, so once per style change
+        # id(row), row mode -> (row, strip): the row is kept so its id cannot be reused meanwhile
+        self._strips: dict[tuple[int, str], tuple[Any, Strip]] = {}
 
     # -- data --------------------------------------------------------------
 
     def set_rows(self, rows: Sequence[Any], context: Context) -> None:
         """Replace the rows; keep the cursor on the same key when it is still there."""
         self.rows = rows
+        if context is not self.context:
+            self._strips.clear()
         self.context = context
         index = -1
         if self._cursor_key is not None:
@@ -137,8 +147,14 @@ class VirtualTable(ScrollView, can_focus=True):
         elif self.cursor >= top + visible:
             self.scroll_to(y=self.cursor - visible + 1, animate=False, immediate=True)
 
-    def watch_cursor(self) -> None:
-        self.refresh()
+    def watch_cursor(self, old: int, new: int) -> None:
+        """Repaint the lines the cursor left and reached; a scroll repaints the rest itself."""
+        top = int(self.scroll_y)
+        width, height = self.size
+        for index in {old, new}:
+            y = index - top + 1
+            if 1 <= y < height:
+                self.refresh(Region(0, y, width, 1))
 
     # -- actions -----------------------------------------------------------
 
@@ -181,6 +197,8 @@ class VirtualTable(ScrollView, can_focus=True):
         super().notify_style_update()
         self._styles.clear()
         self._combos.clear()
+        self._strips.clear()
+        self._base = None
 
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
@@ -188,17 +206,21 @@ class VirtualTable(ScrollView, can_focus=True):
             style = self._styles[name] = self.get_component_rich_style(f"vtable--{name}", partial=True)
         return style
 
-    def _layout(self) -> tuple[Placed, ...]:
-        width = self.scrollable_content_region.width
+    def _layout(self, width: int | None = None) -> tuple[Placed, ...]:
+        if width is None:
+            width = self.scrollable_content_region.width
         if width != self._placed_for and width > 0:
             self._placed = fit(self.columns, width)
             self._placed_for = width
+            self._strips.clear()
         return self._placed
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
-        placed = self._layout()
+        placed = self._layout(width)
+        base = self._base
+        if base is None:
+            base = self._base = self.rich_style
         if y == 0:
             return self._header(placed, width, base)
         index = int(self.scroll_y) + y - 1
@@ -208,10 +230,21 @@ class VirtualTable(ScrollView, can_focus=True):
                 return Strip([Segment(text, base + self._style("empty"))], width)
             return Strip.blank(width, base)
         row = self.rows[index]
+        mode = ("cursor" if self.has_focus else "cursor-blurred") if index == self.cursor else ""
+        key = (id(row), mode)
+        hit = self._strips.get(key)
+        if hit is not None and hit[0] is row:
+            return hit[1]
+        if len(self._strips) > 1024:
+            self._strips.clear()
+        strip = self._row(row, mode, placed, width, base)
+        self._strips[key] = (row, strip)
+        return strip
+
+    def _row(self, row: Any, mode: str, placed: tuple[Placed, ...], width: int, base: Style) -> Strip:
         ctx = self.context
         cell = self.cell
         segments: list[Segment] = []
-        mode = ("cursor" if self.has_focus else "cursor-blurred") if index == self.cursor else ""
         combo = self._combo
         row_style = combo(base, mode, None)
         gap = Segment(" " * GAP, row_style)
