@@ -38,14 +38,7 @@ async def until(fleet: Fleet, what: Callable[[], bool], timeout: float, why: str
 
 
 def inventory(lab: Lab, tmp_path: Path, interval: float) -> Path:
-    path = lab.write_inventory(tmp_path / "inventory.toml")
-    lines = []
-    for line in path.read_text().splitlines():
-        lines.append(line)
-        if line.startswith("url = "):
-            lines.append(f"stats_idle_interval = {interval}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return lab.write_inventory(tmp_path / "inventory.toml", node_settings={"stats_idle_interval": interval})
 
 
 def on_idle_cadence(w: NodeWatcher, cid: str) -> bool:
