@@ -191,14 +191,17 @@ class Sample:
     """One container's sample at one tick, pre-encoded: `read`, the `cpu_stats` JSON, and the
     JSON between and after them, so `json(pre)` is a concatenation, not an encoding."""
 
-    __slots__ = ("read", "cpu", "mid", "tail", "_pre", "_chunk")
+    __slots__ = ("read", "cpu", "mid", "tail", "_pre_read", "_pre_cpu", "_chunk")
 
     def __init__(self, read: bytes, mid: bytes, cpu: bytes, tail: bytes) -> None:
         self.read = read  # RFC 3339, without quotes
         self.mid = mid  # ',"pids_stats":...,"storage_stats":{}'
         self.cpu = cpu  # the cpu_stats object
         self.tail = tail  # ',"memory_stats":...}\n'
-        self._pre: Sample | None = None
+        # The last chunk, and the previous sample's pieces it was made with (the pieces, not that Sample:
+        # a Sample holding its predecessor would hold every sample since the stream began).
+        self._pre_read: bytes | None = None
+        self._pre_cpu: bytes | None = None
         self._chunk = b""
 
     @classmethod
@@ -225,11 +228,13 @@ class Sample:
     def chunk(self, pre: Sample | None) -> bytes:
         """`json(pre)` framed as one HTTP/1.1 chunk (as h11 frames it: lowercase hex size, CRLFs);
         the last one is kept, so readers of one container that share a previous sample share it."""
-        if self._chunk and self._pre is pre:
+        pre_read, pre_cpu = (None, None) if pre is None else (pre.read, pre.cpu)
+        if self._chunk and self._pre_read is pre_read and self._pre_cpu is pre_cpu:
             return self._chunk
         parts = self._parts(pre)
         size = _FIXED + len(self.read) + len(parts[3]) + len(self.mid) + len(self.cpu) + len(parts[9]) + len(self.tail)
-        self._pre, self._chunk = pre, b"".join((b"%x\r\n" % size, *parts, b"\r\n"))
+        self._pre_read, self._pre_cpu = pre_read, pre_cpu
+        self._chunk = b"".join((b"%x\r\n" % size, *parts, b"\r\n"))
         return self._chunk
 
 

@@ -14,6 +14,7 @@ must not make the node buffer without bound.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from typing import Any
 
@@ -119,6 +120,44 @@ def test_the_chunk_is_the_document_framed_as_h11_frames_it() -> None:
         conn.next_event()
         conn.send(h11.Response(status_code=200, headers=[("Transfer-Encoding", "chunked")]))
         assert conn.send(h11.Data(data=sample.json(pre))) == sample.chunk(pre)
+
+
+class _Sent:
+    """A transport that takes every write at once (a reader that keeps up)."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+
+async def test_a_long_stream_keeps_one_previous_sample_not_its_history() -> None:
+    # Given a reader on every running container of a node
+    d = frozen("1", 1)
+    loop = asyncio.get_running_loop()
+    up = asyncio.Event()
+    up.set()
+    readers = []
+    for c in d.containers.values():
+        if c.state == "running":
+            r = server._StatsReader(_Sent(), up, loop.create_future())  # type: ignore[arg-type]
+            d.subscribe_stats(c, r)
+            readers.append(r)
+    # When the node ticks for five simulated minutes
+    for k in range(1, 301):
+        d.tick(T0 + k)
+    # Then every reader got every sample, and what stays alive is about one sample per reader
+    assert all(r.transport.writes == 300 for r in readers)  # type: ignore[attr-defined]
+    gc.collect()
+    alive = sum(isinstance(o, Sample) for o in gc.get_objects())
+    assert alive <= 2 * len(readers), f"{alive} samples alive for {len(readers)} readers: a sample chain leaks"
 
 
 # -- over the wire ------------------------------------------------------------------
