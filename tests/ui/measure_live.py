@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--profile", help="write a cProfile of the UI thread during the key script")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--switch", type=float, help="experiment: sys.setswitchinterval in ms (CPython: 5)")
     p.add_argument("--static", action="store_true", help="no live updates: what the keys alone cost")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--gc-freeze", action="store_true", help="experiment: gc.freeze() once after settling")
@@ -319,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gc-threshold", help="experiment: gc.set_threshold(a,b,c)")
     p.add_argument("--label", default="")
     args = p.parse_args(argv)
+    if args.switch:
+        sys.setswitchinterval(args.switch / 1000)
     res = asyncio.run(run(args))
     lat = res["latencies"]
     if args.json:
@@ -326,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                           **res}))
         return 0
     all_ms = [v for vs in lat.values() for v in vs]
-    print(f"{args.label} {'no-collector' if args.no_collector else 'collector'} {args.count} containers / {args.nodes} nodes at {args.size}, burn {args.burn} ms/250ms; "
+    print(f"{args.label} {'no-collector' if args.no_collector else 'collector'} {args.count} containers / {args.nodes} nodes at {args.size}, burn {args.burn} ms/250ms, "
+          f"switch {sys.getswitchinterval() * 1000:g} ms; "
           f"missed {res['missed']}")
     rows = sorted(lat.items()) + [("ALL", all_ms)]
     for name, vs in rows:
