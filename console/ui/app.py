@@ -116,6 +116,7 @@ class BerthApp(App[int]):
         self.fleet = FleetScreen(noc=noc)
         self.collector = Collector()
         self._deferred: FleetSnapshot | None = None  # a snapshot waiting for the keys ahead of it
+        self._focus: set[str] = set()  # container ids last reported on screen (see _report_focus)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -198,6 +199,25 @@ class BerthApp(App[int]):
                 screen.apply(snap, ctx)
         if snap.complete and self.collector.settles < self.collector.max_settles:
             self.call_after_refresh(self.collector.settle)  # the fleet is known: freeze its state
+        self._report_focus()
+
+    def _report_focus(self) -> None:
+        """Tell the poller which containers are on screen: they keep the full sample rate however
+        idle (idle ones elsewhere drop to the node's stats_idle_interval)."""
+        focus = getattr(self.feed, "focus", None)
+        if focus is None:
+            return
+        ids: set[str] = set()
+        screen = self.screen
+        if isinstance(screen, DetailScreen):
+            ids.add(screen.container.id)
+        elif screen is self.fleet:
+            pane = self.fleet.panes["containers"]
+            if pane.display:
+                ids.update(c.id for c in pane.table.visible_rows() if isinstance(c, ContainerSnapshot))
+        if ids != self._focus:
+            self._focus = ids
+            focus(frozenset(ids))
 
     def _tick(self) -> None:
         """Ages move even when no snapshot arrives; a stalled feed must look stale, not live."""

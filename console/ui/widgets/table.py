@@ -119,6 +119,13 @@ class VirtualTable(ScrollView, can_focus=True):
         self._set_cursor(index, scroll=index != self.cursor)
         self.refresh()
 
+    def visible_rows(self) -> Sequence[Any]:
+        """The rows on screen now (none when the table is not displayed)."""
+        if not self.display or not self.is_mounted:
+            return ()
+        top = int(self.scroll_offset.y)
+        return self.rows[top: top + max(0, self.size.height - 1)]  # one line is the header
+
     @property
     def current(self) -> Any | None:
         if 0 <= self.cursor < len(self.rows):
