@@ -57,6 +57,8 @@ ACTION_LABEL = "berth.action"
 STATS_STATES = frozenset({"running", "paused"})
 IDLE_CPU = 1.0  # % of a core: below this a sample counts as idle
 IDLE_SAMPLES = 10  # idle samples in a row before a container drops to the idle cadence
+WARMUP_CHECK = 0.1  # seconds between checks for the first complete round, while there is none
+WARMUP_LIMIT = 30.0  # a node that never completes must not keep the publisher checking forever
 # Event actions that change what we show about a container.
 CONTAINER_EVENTS = ("create", "start", "restart", "die", "oom", "kill", "stop", "pause", "unpause",
                     "destroy", "rename", "health_status", "update")
@@ -831,15 +833,27 @@ class Fleet:
         await self.aclose()
 
     async def _publisher(self) -> None:
+        loop = asyncio.get_running_loop()
         last = 0.0
+        warm_by = loop.time() + WARMUP_LIMIT  # until the first complete snapshot went out (or this)
         while True:
-            await asyncio.sleep(self.publish_interval)
+            warm = loop.time() >= warm_by
+            await asyncio.sleep(self.publish_interval if warm else min(WARMUP_CHECK, self.publish_interval))
             now = time.monotonic()
-            # State changes go out within publish_interval; samples (1 Hz at the source) and
-            # ages at stats_interval, so a busy fleet does not rebuild snapshots needlessly.
-            if self._dirty or now - last >= self.stats_interval:
+            if not warm and self.first_round_done():
+                # The first complete picture goes out the moment it exists, not up to a second later.
+                warm_by = loop.time()
                 self.publish()
                 last = now
+            # State changes go out within publish_interval; samples (1 Hz at the source) and
+            # ages at stats_interval, so a busy fleet does not rebuild snapshots needlessly.
+            elif (self._dirty and now - last >= self.publish_interval * 0.9) or now - last >= self.stats_interval:
+                self.publish()
+                last = now
+
+    def first_round_done(self) -> bool:
+        """Every node has answered (up or down) and every reachable one has had a full stats round."""
+        return all(w.complete and w.state is not NodeState.CONNECTING for w in self.watchers)
 
     def publish(self) -> FleetSnapshot:
         self._dirty = self._stats_dirty = False
@@ -893,8 +907,7 @@ class Fleet:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            if all(w.complete and w.state is not NodeState.CONNECTING for w in self.watchers) \
-                    and (self._host is not None or not any(w.cfg.is_local for w in self.watchers)):
+            if self.first_round_done() and (self._host is not None or not any(w.cfg.is_local for w in self.watchers)):
                 break
             await asyncio.sleep(0.1)
         return self.publish()
