@@ -563,18 +563,31 @@ class NodeWatcher:
     def _reconcile_streams(self) -> None:
         for cid, c in self.containers.items():
             if cid not in self._streams and self._streamed(c):
-                task = asyncio.get_running_loop().create_task(self._stats(cid), name=f"berth:{self.name}:stats")
-                task.add_done_callback(partial(self._stats_ended, cid))
-                self._streams[cid] = task
+                self._start_stream(cid)
         for cid in [cid for cid in self._streams if cid not in self.containers
                     or not self._streamed(self.containers[cid])]:
             self._streams.pop(cid).cancel()
 
+    def _start_stream(self, cid: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._stats(cid), name=f"berth:{self.name}:stats")
+        task.add_done_callback(partial(self._stats_ended, cid))
+        self._streams[cid] = task
+
+    def _retune(self, cid: str) -> None:
+        """One container's stream on or off to match `_streamed`: O(1), for one sample's or one
+        focus change's worth of difference (a whole node going idle at once must not be O(n²))."""
+        c = self.containers.get(cid)
+        wanted = c is not None and self._streamed(c)
+        if wanted and cid not in self._streams:
+            self._start_stream(cid)
+        elif not wanted and cid in self._streams:
+            self._streams.pop(cid).cancel()
+
     def set_focus(self, ids: frozenset[str]) -> None:
         """Containers on screen stream at full rate whatever their load."""
-        if ids != self.focus:
-            self.focus = ids
-            self._reconcile_streams()
+        changed, self.focus = ids ^ self.focus, ids
+        for cid in changed:
+            self._retune(cid)
 
     async def _idle_loop(self) -> None:
         """The idle cadence: each idle container gets a one-shot sample every `idle_interval`,
@@ -718,12 +731,12 @@ class NodeWatcher:
                     # containers that went idle together are still polled spread over the interval.
                     spread = zlib.crc32(c.id.encode()) / 0x1_0000_0000
                     c.next_poll = asyncio.get_running_loop().time() + self.idle_interval * (1.0 + spread)
-                    self._reconcile_streams()  # drops to the idle cadence
+                    self._retune(cid)  # drops to the idle cadence
             elif c.idle_runs:
                 busy_again = c.idle_runs >= self.idle_after
                 c.idle_runs = 0
                 if busy_again:
-                    self._reconcile_streams()  # back to full rate
+                    self._retune(cid)  # back to full rate
         c.prev = sample
         c.mem_used = sample.mem_used
         c.sampled_at = time.time()
