@@ -45,3 +45,16 @@ def names(lab: Lab, node: str) -> list[str]:
 
 def inventory_for(lab: Lab, tmp_path: Path) -> Inventory:
     return resolve_inventory(str(lab.write_inventory(tmp_path / "inventory.toml")))
+
+
+def target_side(lab: Lab, node: str) -> dict[str, list[str]]:
+    """What a migration could have left on `node`: containers, volumes, non-default networks."""
+    client = dk(lab, node)
+    return {"containers": [c.name for c in client.containers.list(all=True)],
+            "volumes": [v.name for v in client.volumes.list()],
+            "networks": [n.name for n in client.networks.list() if n.name not in ("bridge", "host", "none")]}
+
+
+def running(lab: Lab, nodes: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(node, name) of every running container on these nodes: exactly one copy, or none."""
+    return sorted((n, c.name) for n in nodes for c in dk(lab, n).containers.list())

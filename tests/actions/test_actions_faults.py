@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from action_helpers import dk, inventory_for, require_lab, run
+from action_helpers import dk, inventory_for, require_lab, run, running, target_side
 from dockerlab import Lab
 
 from console.actions import Actions, AuditLog, Progress
@@ -42,14 +42,11 @@ def _workload(lab: Lab) -> None:
 
 
 def _target_side(lab: Lab) -> dict[str, list[str]]:
-    client = dk(lab, N2)
-    return {"containers": [c.name for c in client.containers.list(all=True)],
-            "volumes": [v.name for v in client.volumes.list()],
-            "networks": [n.name for n in client.networks.list() if n.name not in ("bridge", "host", "none")]}
+    return target_side(lab, N2)
 
 
 def _running(lab: Lab) -> list[tuple[str, str]]:
-    return sorted((n, c.name) for n in (N1, N2) for c in dk(lab, n).containers.list())
+    return running(lab, (N1, N2))
 
 
 async def _migrate_killing(lab: Lab, tmp_path: Path, victim: str, when: str,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from action_helpers import dk, names
+from action_helpers import dk, names, running, target_side
 from crashkit import Paused, berth
 from crashkit import killed_at as _killed_at
 from dockerlab import Lab
@@ -27,14 +27,11 @@ N1, N2 = "lab-n1", "lab-n2"
 
 
 def _target_side(lab: Lab) -> dict[str, list[str]]:
-    client = dk(lab, N2)
-    return {"containers": [c.name for c in client.containers.list(all=True)],
-            "volumes": [v.name for v in client.volumes.list()],
-            "networks": [n.name for n in client.networks.list() if n.name not in ("bridge", "host", "none")]}
+    return target_side(lab, N2)
 
 
 def _running(lab: Lab) -> list[tuple[str, str]]:
-    return sorted((n, c.name) for n in (N1, N2) for c in dk(lab, n).containers.list())
+    return running(lab, (N1, N2))
 
 
 def _audit(state: Path) -> dict[str, dict[str, Any]]:
