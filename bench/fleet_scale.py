@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import psutil
 
+from bench import keyframes
 from bench.procstat import cpu_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,15 +125,7 @@ async def console(inventory: str, idle: float, rounds: int, downs: int, text: st
     display = app._display
 
     def view_state() -> tuple[Any, ...]:
-        fleet = app.fleet
-        if not fleet.is_mounted:
-            return ()
-        pane = fleet.pane
-        box = fleet.query_one("#filter", Input)
-        focused = app.focused
-        # The row under the cursor, not its index: live re-sorting moves the index, not the row.
-        return (type(app.screen).__name__, fleet.current, focused.id if focused else None, box.display,
-                box.value, pane.filter_text, str(pane.sort), pane.table._cursor_key)
+        return keyframes.view_state(app)
 
     def spy(screen, renderable):  # type: ignore[no-untyped-def]
         if isinstance(renderable, CompositorUpdate):

@@ -34,8 +34,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for bench/
 
 import fleetdata  # noqa: E402
+
+from bench import keyframes  # noqa: E402
 
 from console.fleet import density  # noqa: E402
 from console.fleet.model import FleetSnapshot  # noqa: E402
@@ -151,14 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     display = app._display
 
     def view_state() -> tuple[Any, ...]:
-        fleet = app.fleet
-        if not fleet.is_mounted:
-            return ()
-        pane = fleet.pane
-        box = fleet.query_one("#filter", Input)
-        focused = app.focused
-        return (type(app.screen).__name__, fleet.current, focused.id if focused else None, box.display,
-                box.value, pane.filter_text, str(pane.sort), pane.table._cursor_key)
+        return keyframes.view_state(app)
 
     def spy(screen, renderable):  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
