@@ -351,6 +351,18 @@ def image_tree(ref: str, mtime_ns: int) -> Tree:
     return tree
 
 
+def _place(tree: Tree, path: str, node: Node) -> None:
+    """Put ``node`` at ``path`` as extracting a tar does: a directory over a directory keeps its
+    contents and takes the new metadata; anything else replaces what was there."""
+    old = tree.get(path)
+    if old is not None and (old.kind == "d") != (node.kind == "d"):
+        tree.drop(path)
+    if old is not None and old.kind == "d" and node.kind == "d":
+        old.mode, old.mtime_ns, old.uid, old.gid = node.mode, node.mtime_ns, node.uid, node.gid
+        return
+    tree.put(path, node)
+
+
 def _ensure_parents(tree: Tree, path: str, mtime_ns: int) -> None:
     parts = path.strip("/").split("/")[:-1]
     for i in range(1, len(parts) + 1):
@@ -739,23 +751,10 @@ class Storage:
             parent = tree.get(posixpath.dirname(inner))
             if parent is not None:
                 parent.mtime_ns = now
-            old = tree.get(inner)
-            if old is not None and (old.kind == "d") != (node.kind == "d"):
-                tree.drop(inner)
-            if old is not None and old.kind == "d" and node.kind == "d":
-                old.mode, old.mtime_ns, old.uid, old.gid = node.mode, node.mtime_ns, node.uid, node.gid
-                return
-            tree.put(inner, node)
+            _place(tree, inner, node)
             return
-        upper = self.layer(c).upper
         self._copy_up_parents(c, path, now)
-        old = upper.get(path)
-        if old is not None and (old.kind == "d") != (node.kind == "d"):
-            upper.drop(path)
-        if old is not None and old.kind == "d" and node.kind == "d":
-            old.mode, old.mtime_ns, old.uid, old.gid = node.mode, node.mtime_ns, node.uid, node.gid
-            return
-        upper.put(path, node)
+        _place(self.layer(c).upper, path, node)
 
     def delete(self, c: Container, path: str) -> None:
         """A process in the container removed ``path`` (the archive API cannot: tests and seeding do)."""
