@@ -29,7 +29,7 @@ class QuickIdle(NodeWatcher):
     idle_after = 3  # idle samples before the cadence drops (10 in production): keeps the test short
 
 
-async def until(fleet: Fleet, what: Callable[[], bool], timeout: float, why: str) -> None:
+async def until(what: Callable[[], bool], timeout: float, why: str) -> None:
     deadline = time.monotonic() + timeout
     while not what():
         if time.monotonic() > deadline:
@@ -63,11 +63,11 @@ async def test_idle_containers_drop_to_the_idle_cadence_and_a_busy_one_comes_bac
         w = next(w for w in fleet.watchers if w.name == node.name)
         assert w.idle_interval == 2.0
         # When both have been idle for a few samples
-        await until(fleet, lambda: on_idle_cadence(w, quiet) and on_idle_cadence(w, burner), 30,
+        await until(lambda: on_idle_cadence(w, quiet) and on_idle_cadence(w, burner), 30,
                     "both idle containers leave their stats streams")
         # Then they are still sampled, at the slower cadence, through one-shot reads
         t0 = time.time()
-        await until(fleet, lambda: sampled_at(fleet.publish(), quiet) > t0 and sampled_at(fleet.publish(), burner) > t0,
+        await until(lambda: sampled_at(fleet.publish(), quiet) > t0 and sampled_at(fleet.publish(), burner) > t0,
                     10, "one-shot samples keep arriving for idle containers")
         assert quiet not in w._streams and not w.partial_errors, w.partial_errors
         snap = fleet.publish()
@@ -77,9 +77,9 @@ async def test_idle_containers_drop_to_the_idle_cadence_and_a_busy_one_comes_bac
         with closing(node.client()) as client:
             client.containers.get(burner).exec_run(["touch", "/tmp/go"])
         # Then its next one-shot sample sees it busy and it is streamed at full rate again
-        await until(fleet, lambda: burner in w._streams, 15, "the busy container is streamed again")
+        await until(lambda: burner in w._streams, 15, "the busy container is streamed again")
         # (well above the idle mark, and low enough for a loop to reach on a machine shared with other work)
-        await until(fleet, lambda: (next(c for c in fleet.publish().containers if c.id == burner).cpu_percent or 0) > 10,
+        await until(lambda: (next(c for c in fleet.publish().containers if c.id == burner).cpu_percent or 0) > 10,
                     15, "the burner reads a busy CPU figure")
         assert quiet not in w._streams  # the quiet one stays on the idle cadence
 
@@ -91,7 +91,7 @@ async def test_a_container_on_screen_streams_at_full_rate_however_idle(scratch_l
     inv = load_inventory(inventory(scratch_lab, tmp_path, 2.0))
     async with Fleet(inv, watcher_factory=QuickIdle) as fleet:
         w = next(w for w in fleet.watchers if w.name == node.name)
-        await until(fleet, lambda: on_idle_cadence(w, quiet), 30, "the idle container leaves its stream")
+        await until(lambda: on_idle_cadence(w, quiet), 30, "the idle container leaves its stream")
         # When the operator opens it (the UI sets the focus)
         fleet.set_focus({quiet})
         # Then it is streamed at once, and stays streamed while on screen
