@@ -37,6 +37,9 @@ MAX_HEADER = 64 * 1024
 TICK = 0.25  # seconds between drains of a loop's stats sockets
 RECV_SIZE = 64 * 1024
 RECVS_PER_TICK = 16  # bound per stream and tick (1 MiB), so one firehose cannot starve the others
+# A partial line this long is no stats sample (a 256-CPU node's is ~10 KiB): read it as it arrives,
+# so an endless line meets MAX_LINE at the peer's speed, not at one socket buffer per tick.
+HOT_LINE = 256 * 1024
 
 
 class StreamError(Exception):
@@ -80,6 +83,11 @@ class LineStream:
         self._closed = False
         self.last_rx = 0.0  # loop time of the newest bytes
         self.line_begun = 0.0  # loop time the pending partial line began (0 = none pending)
+
+    @property
+    def pending_line(self) -> int:
+        """Bytes of the partial line held so far."""
+        return len(self._line)
 
     # -- protocol ------------------------------------------------------------
 
@@ -267,7 +275,7 @@ def _status_error(status: int, body: bytes) -> StreamError:
 class _PumpTransport:
     """What LineStream needs of a transport, over a non-blocking socket that a StatsPump reads."""
 
-    __slots__ = ("pump", "sock", "proto", "out", "closed", "tls", "immediate")
+    __slots__ = ("pump", "sock", "proto", "out", "closed", "tls", "immediate", "hot")
 
     def __init__(self, pump: StatsPump, sock: socket.socket, proto: LineStream, immediate: bool) -> None:
         self.pump = pump
@@ -277,6 +285,7 @@ class _PumpTransport:
         self.closed = False
         self.tls = isinstance(sock, ssl.SSLSocket)
         self.immediate = immediate  # read by the event loop as bytes arrive, not on the pump's tick
+        self.hot = False  # moved to immediate reads while it holds an oversized partial line
 
     def write(self, data: bytes) -> None:
         self.out += data
@@ -292,7 +301,7 @@ class _PumpTransport:
             try:
                 data = sock.recv(RECV_SIZE)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                return
+                break
             except OSError as exc:  # reset, TLS alert, ...
                 self.pump.drop(self, exc)
                 return
@@ -306,7 +315,9 @@ class _PumpTransport:
                 return
             # A short read drained the socket; TLS may still hold decrypted bytes of a record.
             if len(data) < RECV_SIZE and not (self.tls and sock.pending()):  # type: ignore[attr-defined]
-                return
+                break
+        if not self.closed and self.hot != (proto.pending_line > HOT_LINE):
+            self.pump.set_hot(self, not self.hot)
 
 
 class StatsPump:
@@ -341,6 +352,20 @@ class StatsPump:
         if self._timer is None:
             self._timer = self.loop.call_later(self.tick, self._drain)
 
+    def set_hot(self, transport: _PumpTransport, hot: bool) -> None:
+        """Move a stream between the tick and reads as bytes arrive (see HOT_LINE)."""
+        transport.hot = hot
+        if transport.immediate:  # read as bytes arrive anyway
+            return
+        if hot:
+            self._sel.unregister(transport.sock)
+            self.loop.add_reader(transport.sock.fileno(), self._read_now, transport)
+        else:
+            self.loop.remove_reader(transport.sock.fileno())
+            self._sel.register(transport.sock, selectors.EVENT_READ, transport)
+            if self._timer is None:
+                self._timer = self.loop.call_later(self.tick, self._drain)
+
     def _read_now(self, transport: _PumpTransport) -> None:
         if not transport.closed:
             transport.read(self.loop.time())
@@ -350,7 +375,7 @@ class StatsPump:
         if transport.closed:
             return
         transport.closed = True
-        if transport.immediate:
+        if transport.immediate or transport.hot:
             self.loop.remove_reader(transport.sock.fileno())
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(transport.sock)

@@ -13,7 +13,7 @@ import pytest
 from console.config import parse_inventory
 from console.engine.client import EngineClient
 from console.engine.errors import NotFound, ProtocolError
-from console.engine.rawstream import StatsPump, StreamEnded, StreamError, open_line_stream
+from console.engine.rawstream import HOT_LINE, MAX_LINE, StatsPump, StreamEnded, StreamError, open_line_stream
 from console.engine.transport import Endpoint
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -108,6 +108,59 @@ async def test_many_streams_share_one_pump_and_are_read_on_its_tick(tmp_path: Pa
         release.set()
         await asyncio.sleep(0)
         assert len(pump) == 0
+
+
+async def test_an_oversized_partial_line_is_read_as_it_arrives_until_it_ends(tmp_path: Path) -> None:
+    """On the tick a stream gets one socket buffer (~200 KiB) per 0.25 s, so an endless line would take
+    longer to reach MAX_LINE than the trickle check allows; a line past HOT_LINE leaves the tick."""
+    release = asyncio.Event()
+    long_line = b"x" * (HOT_LINE + 1)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(HEAD + chunked(long_line)[:-5])  # no terminating chunk: the stream goes on
+        await writer.drain()
+        await release.wait()
+        writer.write(chunked(b"\n" + b'{"n": 2}\n')[:-5])
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    server, endpoint = await serve(tmp_path, handler)
+    async with server:
+        got = Collect()
+        stream = await open_line_stream(endpoint, "/stats", got.on_line, got.on_close, 5.0)
+        pump = StatsPump.of(asyncio.get_running_loop())
+        transport = stream._transport
+        for _ in range(200):
+            if stream.pending_line > HOT_LINE:
+                break
+            await asyncio.sleep(pump.tick / 5)
+        assert stream.pending_line > HOT_LINE
+        assert transport.hot and len(pump) == 0  # off the selector, read by the loop as bytes come
+        release.set()
+        for _ in range(200):
+            if len(got.lines) == 2:
+                break
+            await asyncio.sleep(pump.tick / 5)
+        assert got.lines == [long_line, b'{"n": 2}']
+        assert not transport.hot and len(pump) == 1  # a normal stream again, on the tick
+        stream.abort()
+
+
+async def test_an_endless_line_fails_at_max_line_not_on_a_timer(tmp_path: Path) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(HEAD)
+        block = chunked(b"x" * 65536)[:-5]
+        while True:
+            writer.write(block)
+            await writer.drain()
+
+    server, endpoint = await serve(tmp_path, handler)
+    async with server:
+        got = Collect()
+        await open_line_stream(endpoint, "/stats", got.on_line, got.on_close, 5.0)
+        ended = await asyncio.wait_for(got.closed, 60)
+    assert isinstance(ended, StreamError) and f"stream line exceeds {MAX_LINE} bytes" in str(ended)
+    assert got.lines == []
 
 
 async def lean_client(endpoint: Endpoint) -> EngineClient:
