@@ -73,19 +73,31 @@ async def all_up_and_sampling(fleet: Fleet, ids: dict[str, str], timeout: float 
         timeout, "every node up with fresh samples")
 
 
-# The watched containers are idle, so they are sampled at the idle cadence: one one-shot read every
-# stats_idle_interval (5 s by default), answered at dockerd's next collection (<= 1 s) and read on
-# the stats reader's next tick (0.25 s). "Keeps sampling" means at that cadence, with a margin.
-SAMPLED_WITHIN = 5.0 + 3.0
+SAMPLING_MARGIN = 3.0  # a loaded 2-core box: the loop, the pump's 0.25 s tick, dockerd's <= 1 s collection
+
+
+def sampled_within(fleet: Fleet, nodes: set[str]) -> float:
+    """The longest legitimate wait for a fresh sample of an idle container on any of `nodes`,
+    from the product's own cadence (console/fleet/poller.py) rather than a guess.
+
+    An idle container drops to the idle cadence after IDLE_SAMPLES idle samples; that last streamed
+    sample schedules the first one-shot `idle_interval * (1 + spread)` later, spread in [0, 1), so
+    under two idle intervals. The idle loop notices on its next scan (1 s; bounded here by the
+    heartbeat), and the one-shot's answer is bounded by the node's call timeout. A node with no idle
+    cadence (idle_interval 0: TLS) streams at 1 Hz, which this bound covers too. A node that stops
+    sampling altogether still fails the wait.
+    """
+    return max(2 * max(w.idle_interval, 1.0) + w.heartbeat + w.cfg.timeout
+               for w in fleet.watchers if w.name in nodes) + SAMPLING_MARGIN
 
 
 async def others_keep_sampling(fleet: Fleet, ids: dict[str, str], victim: str) -> None:
-    """Every other node's container gets a sample newer than now, within one idle interval."""
+    """Every other node's container gets a sample newer than now, within the idle cadence's bound."""
     mark = time.time()
     ids = {n: c for n, c in ids.items() if n != victim}
     await faultkit.wait_for(
         fleet, lambda s: all(faultkit.up(s, n) and faultkit.sampled_since(s, c, mark) for n, c in ids.items()),
-        SAMPLED_WITHIN, "the other nodes keep sampling while one is bad")
+        sampled_within(fleet, set(ids)), "the other nodes keep sampling while one is bad")
 
 
 async def exercise(fleet: Fleet, ids: dict[str, str], fault: str, inject: Callable[[], None],
