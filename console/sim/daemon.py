@@ -500,6 +500,9 @@ class SimDaemon:
     async def start(self) -> None:
         """Begin ticking on the running loop (schedules the restart loop, OOMs, health...)."""
         self.last_tick = time.time()
+        # The fleet was running before we looked: CPU counters move from the first read on, as a
+        # real node's do (a one-shot sample before the first tick must not see everyone idle).
+        self._share_cpu([c for c in self.containers.values() if c.state == "running"])
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"sim:{self.name}:tick")
 
     async def close(self) -> None:
@@ -545,19 +548,9 @@ class SimDaemon:
             c.net_rx += dt * c.net_rate * max(0.2, c.load.x)
             c.net_tx += dt * c.net_rate * 0.7 * max(0.2, c.load.x)
         self.last_tick = now
-        wanted = 0.0
         for c in running:
             c.load.step()
-            demand = c.load.cpu_demand
-            limit = c.cpu_limit
-            c.demand = demand
-            c.usage = min(demand, limit) if limit else demand
-            wanted += c.usage
-        ncpu = self.spec.ncpu
-        if wanted > ncpu * 0.97:  # the node is saturated: everyone gets a proportional share
-            scale = ncpu * 0.97 / wanted
-            for c in running:
-                c.usage *= scale
+        self._share_cpu(running)
         for c in running:
             self._behave(c, now)
         if self._stats_subs:
@@ -569,6 +562,21 @@ class SimDaemon:
                 sample = self.render_stats(watched, now, read, system)
                 for sub in list(subs):
                     sub.offer(sample)
+
+    def _share_cpu(self, running: list[Container]) -> None:
+        """Each running container's CPU use (cores) from its load's demand, its limit and the node's size."""
+        wanted = 0.0
+        for c in running:
+            demand = c.load.cpu_demand
+            limit = c.cpu_limit
+            c.demand = demand
+            c.usage = min(demand, limit) if limit else demand
+            wanted += c.usage
+        ncpu = self.spec.ncpu
+        if wanted > ncpu * 0.97:  # the node is saturated: everyone gets a proportional share
+            scale = ncpu * 0.97 / wanted
+            for c in running:
+                c.usage *= scale
 
     def _behave(self, c: Container, now: float) -> None:
         limit = c.mem_limit
