@@ -291,15 +291,17 @@ class EngineClient:
             await resp.aclose()
 
     async def open_lines(self, path: str, on_line: Callable[[bytes], None],
-                         on_close: Callable[[Exception | None], None], *, once: bool = False) -> LineStream:
+                         on_close: Callable[[Exception | None], None], *, once: bool = False,
+                         immediate: bool = False) -> LineStream:
         """A lean line stream (see rawstream): callbacks per line, no task per line. `once`: a
-        single answer on a connection of its own (`Connection: close`), e.g. a one-shot sample."""
+        single answer on a connection of its own (`Connection: close`), e.g. a one-shot sample;
+        `immediate`: read as the bytes arrive rather than on the pump's tick."""
         endpoint = f"GET {path.split('?', 1)[0]}"
         await self._client()
         assert self._endpoint is not None
         try:
             return await open_line_stream(self._endpoint, self._path(path), on_line, on_close, self.timeout,
-                                          once=once)
+                                          once=once, immediate=immediate)
         except Exception as exc:
             raise self._raw_error(endpoint, exc, "no connection") from exc
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -57,6 +58,8 @@ ACTION_LABEL = "berth.action"
 STATS_STATES = frozenset({"running", "paused"})
 IDLE_CPU = 1.0  # % of a core: below this a sample counts as idle
 IDLE_SAMPLES = 10  # idle samples in a row before a container drops to the idle cadence
+PRIMERS = 32  # primer reads in flight per node: each holds a descriptor (10,000 streams need as many)
+MIN_WINDOW = 0.2  # seconds of host time two samples must span to give a CPU % (/proc/stat counts 10 ms ticks)
 WARMUP_CHECK = 0.1  # seconds between checks for the first complete round, while there is none
 WARMUP_LIMIT = 30.0  # a node that never completes must not keep the publisher checking forever
 # Event actions that change what we show about a container.
@@ -142,6 +145,19 @@ class ContainerState:
         return self._snap
 
 
+def raise_fd_limit() -> int:
+    """Lift the soft limit on open files to the hard one, as Go programs (the docker CLI) do at start:
+    a stream per running container needs a descriptor each, past the common soft default of 1024.
+    Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+    return soft
+
+
 class NodeWatcher:
     """Everything Berth knows about one node, and the tasks that keep it current."""
 
@@ -176,8 +192,15 @@ class NodeWatcher:
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._stats_streams: dict[str, LineStream] = {}
         self._oneshots: dict[str, tuple[LineStream, float]] = {}  # cid -> (stream, loop time opened)
+        self._primers: set[asyncio.Task[None]] = set()
+        self._primer_sem = asyncio.Semaphore(PRIMERS)
         # Over TLS a one-shot sample costs a handshake each, more than it saves: stream everything.
         self.idle_interval = cfg.stats_idle_interval if cfg.tls is None and cfg.stats_idle_interval > 1.0 else 0.0
+        # A stream's first sample comes at dockerd's next 1 Hz collection and a CPU % needs two, so
+        # a new stream alone takes 1-2 s to show CPU. A primer (a one-shot sample, which dockerd
+        # answers at once) is the first point, and a second one MIN_WINDOW later the other, unless
+        # the stream's first sample came in between: the figure shows in about 0.3 s. Not over TLS.
+        self.prime = cfg.tls is None
         self.focus: frozenset[str] = frozenset()  # ids on screen: always at full rate
         self._inspecting: set[str] = set()
         self._inspect_sem = asyncio.Semaphore(16)
@@ -598,25 +621,54 @@ class NodeWatcher:
         while True:
             await asyncio.sleep(1.0)
             now = loop.time()
-            for cid, (stream, opened) in list(self._oneshots.items()):
-                if now - opened > self.client.timeout + 2.0:  # dockerd answers at its next collection (<= 1 s)
-                    stream.abort(f"no one-shot sample within {self.client.timeout + 2.0:g}s")
             for cid, c in list(self.containers.items()):
                 if (c.state in STATS_STATES and c.next_poll <= now and cid not in self._streams
                         and cid not in self._oneshots and not self._streamed(c)):
                     c.next_poll = now + self.idle_interval
                     await self._open_oneshot(cid)
 
-    async def _open_oneshot(self, cid: str) -> None:
+    def _second_primer(self, cid: str) -> None:
+        """The primer's partner, one window later, unless the stream's first sample came first."""
+        c = self.containers.get(cid)
+        if (not self._stop and self.state is NodeState.UP and c is not None and c.state in STATS_STATES
+                and c.cpu_percent is None and cid not in self._oneshots):
+            self._spawn_primer(cid)
+
+    def _spawn_primer(self, cid: str, then: Callable[[str], None] | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(self._primer(cid, then), name=f"berth:{self.name}:primer")
+        self._primers.add(task)
+        task.add_done_callback(self._primers.discard)
+
+    async def _primer(self, cid: str, then: Callable[[str], None] | None = None) -> None:
+        """A one-shot sample for a container that has no CPU figure yet (see `prime`), at most
+        PRIMERS at a time; only a head start, so failures are left to the stream to report."""
+        async with self._primer_sem:
+            c = self.containers.get(cid)
+            if c is None or c.cpu_percent is not None or cid in self._oneshots:
+                return
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(EngineError):
+                if await self._open_oneshot(cid, quiet=True, then=then, done=done):
+                    await done  # the descriptor is held until the answer: that is what the semaphore bounds
+
+    async def _open_oneshot(self, cid: str, quiet: bool = False, then: Callable[[str], None] | None = None,
+                            done: asyncio.Future[None] | None = None) -> bool:
+        """One sample on a connection of its own; `quiet`: a failure is not shown (a stream follows);
+        `then(cid)` is called one MIN_WINDOW after the sample arrived; `done` is set when it closes.
+        False when the request could not be sent."""
         got: list[bool] = []
 
         def on_line(line: bytes) -> None:
             got.append(True)
             self._apply_stats_line(cid, line)
+            if then is not None:
+                asyncio.get_running_loop().call_later(MIN_WINDOW + 0.02, then, cid)
 
         def on_close(exc: Exception | None) -> None:
             self._oneshots.pop(cid, None)
-            if got or (isinstance(exc, StreamError) and exc.status == 404):
+            if done is not None and not done.done():
+                done.set_result(None)
+            if got or quiet or (isinstance(exc, StreamError) and exc.status == 404):
                 return  # done; a container that is gone is removed by its event or the listing
             c = self.containers.get(cid)
             if c is not None and c.state in STATS_STATES:
@@ -625,19 +677,25 @@ class NodeWatcher:
 
         try:
             stream = await self.client.open_lines(f"/containers/{cid}/stats?stream=false&one-shot=true",
-                                                  on_line, on_close, once=True)
+                                                  on_line, on_close, once=True,
+                                                  immediate=quiet)  # a primer is waited for: no tick
         except (NodeUnreachable, NodeTimeout):
             raise  # the node itself is away: the supervisor marks it down
         except EngineError as exc:
-            self._partial(f"stats:{cid}", str(exc))
-            return
+            if not quiet:
+                self._partial(f"stats:{cid}", str(exc))
+            return False
         self._oneshots[cid] = (stream, asyncio.get_running_loop().time())
+        return True
 
     async def _close_streams(self) -> None:
+        primers = list(self._primers)
+        for primer in primers:
+            primer.cancel()
         for stream, _ in list(self._oneshots.values()):
             stream.abort()
         self._oneshots.clear()
-        tasks = list(self._streams.values())
+        tasks = list(self._streams.values()) + primers
         self._streams.clear()
         for t in tasks:
             t.cancel()
@@ -646,6 +704,8 @@ class NodeWatcher:
     async def _stats(self, cid: str) -> None:
         """Keep one stats stream open while the container runs; samples arrive by callback."""
         loop = asyncio.get_running_loop()
+        if self.prime:
+            self._spawn_primer(cid, then=self._second_primer)
         try:
             while (c := self.containers.get(cid)) is not None and self._streamed(c):
                 closed: asyncio.Future[Exception | None] = loop.create_future()
@@ -692,6 +752,9 @@ class NodeWatcher:
         """Reopen stats streams that are hung: silent for `after` seconds (frozen daemon, lost peer),
         or holding a partial line for longer than a line may take (a peer trickling bytes)."""
         line_limit = engine_client.MAX_LINE_SECONDS
+        for cid, (oneshot, opened) in list(self._oneshots.items()):
+            if now - opened > self.client.timeout + 2.0:  # dockerd answers at once (one-shot)
+                oneshot.abort(f"no one-shot sample within {self.client.timeout + 2.0:g}s")
         for cid, stream in list(self._stats_streams.items()):
             c = self.containers.get(cid)
             if c is None or c.state != "running":
@@ -721,7 +784,14 @@ class NodeWatcher:
             return
         if sample.system_cpu == 0 and sample.cpu_total == 0:
             return  # the empty sample docker sends for a container that just stopped
-        pct = cpu_percent(c.prev, sample)
+        prev = c.prev
+        if prev is not None and 0 < sample.system_cpu - prev.system_cpu < MIN_WINDOW * 1e9 * sample.online_cpus:
+            # Too close to the previous sample (a primer and the stream's first sample may be only
+            # milliseconds apart): keep the older point, so the next sample spans a real window.
+            c.mem_used = sample.mem_used
+            c.touch()
+            return
+        pct = cpu_percent(prev, sample)
         if pct is not None:
             c.cpu_percent = pct
             if pct < IDLE_CPU:
@@ -825,6 +895,7 @@ class Fleet:
             self._dirty = True
 
     async def start(self) -> None:
+        raise_fd_limit()
         self._wake = asyncio.Event()
         self._proc.cpu_percent(None)
         psutil.cpu_percent(None)

@@ -186,6 +186,8 @@ async def test_stats_samples_arrive_over_mutual_tls(tls_node: TLSNode, pki: Pki,
     inv = tls_inventory(tls_node, f'ca = "{pki.ca}"\ncert = "{pki.client_cert}"\nkey = "{pki.client_key}"')
     try:
         async with Fleet(inv) as fleet:
+            # a handshake per one-shot read costs more than it saves: no primer, no idle cadence
+            assert all(not w.prime and not w.idle_interval for w in fleet.watchers)
             snap = await faultkit.wait_for(
                 fleet, lambda s: (c := faultkit.container(s, cid)) is not None and (c.cpu_percent or 0) > 20,
                 20.0, "the burner sampled over TLS")
