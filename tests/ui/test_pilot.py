@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import fleetdata
@@ -23,6 +24,22 @@ WIDE = (160, 48)
 
 def names(app) -> list[str]:
     return [r.name for r in app.fleet.pane.table.rows]
+
+
+async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
+    """Poll, letting the app run, until condition() holds (the house style of
+    tests/actions/test_recovery_console.py); generous: CI is a loaded 2-core box."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+
+
+async def dialog_shown(pilot, app, kind) -> None:
+    """The action dialog `kind` on top and drawn. Action flows plan (or rank targets) through the
+    EngineIO thread (console/ui/io.py) before they push it, so it comes a hop after the key press."""
+    await until(pilot, lambda: isinstance(app.screen, kind) and app.screen.title_text in screen_text(app),
+                f"the {kind.__name__}")
 
 
 async def type_text(pilot, text: str) -> None:
@@ -225,8 +242,7 @@ async def test_restart_confirms_with_plan_summary_and_keeps_the_key_press_target
         await pilot.press("2")
         chosen = app.fleet.selected()
         await pilot.press("r")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
+        await dialog_shown(pilot, app, ConfirmScreen)
         text = screen_text(app)
         assert "acme-api-1" in text and "node-2" in text and "acme" in text and "restart" in text
         # The table changes under the operator's finger: another container becomes the busiest.
@@ -249,8 +265,7 @@ async def test_cancel_in_confirmation_executes_nothing(fake_actions: FakeActions
     app = make_app(actions=fake_actions)
     async with app.run_test(size=NARROW) as pilot:
         await pilot.press("2", "s")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
+        await dialog_shown(pilot, app, ConfirmScreen)
         await pilot.press("n")
         await app.workers.wait_for_complete()
         assert fake_actions.planned[0][0] == "stop"  # running -> stop
@@ -262,8 +277,7 @@ async def test_drain_needs_the_node_name_typed(fake_actions: FakeActions):
     app = make_app(actions=fake_actions)
     async with app.run_test(size=NARROW) as pilot:
         await pilot.press("D")
-        await pilot.pause()
-        assert isinstance(app.screen, TypedConfirmScreen)
+        await dialog_shown(pilot, app, TypedConfirmScreen)
         await type_text(pilot, "node-2")
         await pilot.press("enter")
         await pilot.pause()
@@ -279,12 +293,10 @@ async def test_migrate_offers_ranked_targets(fake_actions: FakeActions):
     app = make_app(actions=fake_actions)
     async with app.run_test(size=NARROW) as pilot:
         await pilot.press("2", "m")
-        await pilot.pause()
-        assert isinstance(app.screen, PickNodeScreen)
+        await dialog_shown(pilot, app, PickNodeScreen)
         assert "fits: cpu 12%" in screen_text(app)
         await pilot.press("down", "enter")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
+        await dialog_shown(pilot, app, ConfirmScreen)  # after planning the migration, another hop
         await pilot.press("y")
         await app.workers.wait_for_complete()
         assert fake_actions.planned[-1][0] == "migrate" and fake_actions.planned[-1][2] == {"to": "node-3"}
