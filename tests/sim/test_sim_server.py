@@ -15,6 +15,7 @@ from console.config import NodeConfig
 from console.engine.client import EngineClient
 from console.engine.errors import NodeUnreachable, NotFound, ProtocolError
 from console.engine.stats import cpu_percent, decode
+from console.fleet.poller import parse_time
 from console.sim.fleet import SimFleet
 
 Http = Callable[..., httpx.Client]
@@ -84,37 +85,49 @@ def test_list_filters(http: Http, fleet: SimFleet) -> None:
     assert r.status_code == 500 and "invalid character 'g'" in r.json()["message"]
 
 
-def test_stats_stream_sends_a_sample_a_second_that_berth_decodes(http: Http) -> None:
+def test_stats_stream_sends_a_sample_a_second_that_berth_decodes(http: Http, fleet: SimFleet) -> None:
     c = http("sim-01")
     cid = running_id(c)
     samples = []
-    stamps = []
     with c.stream("GET", f"/v1.41/containers/{cid}/stats") as r:
         assert r.status_code == 200 and r.headers["Transfer-Encoding"] == "chunked"
         for line in r.iter_lines():
             samples.append(json.loads(line))
-            stamps.append(time.monotonic())
             if len(samples) == 3:
                 break
     assert samples[0]["preread"] == "0001-01-01T00:00:00Z"
     assert samples[1]["preread"] == samples[0]["read"]
     assert samples[1]["precpu_stats"] == samples[0]["cpu_stats"]
-    assert 0.7 < stamps[2] - stamps[1] < 1.5
+    # The cadence by the samples' own `read` (the sim's tick time), not by when this thread, sharing
+    # the GIL with the in-process sim, got to read them. The ticks are fixed-rate, so one late tick
+    # shortens the next gap as much as it lengthened its own: bounds of half and twice and a half.
+    reads = [parse_time(x["read"]) for x in samples]
+    gap = reads[2] - reads[1]
+    assert 0.5 * fleet.tick < gap < 2.5 * fleet.tick, f"samples read {gap:.2f}s apart, the tick is {fleet.tick}s"
     pct = cpu_percent(decode(samples[1]), decode(samples[2]))
     assert pct is not None and 0 <= pct <= samples[2]["cpu_stats"]["online_cpus"] * 100
 
 
 def test_stats_one_shot_is_immediate_and_stream_false_waits_for_a_second_sample(http: Http) -> None:
+    """Told apart by the sim's ticks, seen on a stream opened beside them, not by a stopwatch: a
+    one-shot is a sample of its own read at once (after the last tick, at no tick); stream=false
+    answers with the next two ticks' samples after the request."""
     c = http("sim-02")
     cid = running_id(c)
-    t0 = time.monotonic()
-    one = c.get(f"/v1.41/containers/{cid}/stats", params={"stream": "false", "one-shot": "true"}).json()
-    assert time.monotonic() - t0 < 0.5
+    with c.stream("GET", f"/v1.41/containers/{cid}/stats") as r:
+        lines = r.iter_lines()
+        ticks = [json.loads(next(lines))["read"]]  # a tick's sample that came before both requests
+        one = c.get(f"/v1.41/containers/{cid}/stats", params={"stream": "false", "one-shot": "true"}).json()
+        two = c.get(f"/v1.41/containers/{cid}/stats", params={"stream": "false"}).json()
+        while parse_time(ticks[-1]) < parse_time(two["read"]) and len(ticks) < 20:
+            ticks.append(json.loads(next(lines))["read"])
     assert one["preread"] == "0001-01-01T00:00:00Z" and one["precpu_stats"]["cpu_usage"]["total_usage"] == 0
-    t0 = time.monotonic()
-    two = c.get(f"/v1.41/containers/{cid}/stats", params={"stream": "false"}).json()
-    assert 0.5 < time.monotonic() - t0 < 2.5
+    assert parse_time(one["read"]) > parse_time(ticks[0]), "one-shot: an old sample, not one read for it"
+    assert one["read"] not in ticks, "one-shot: waited for a tick instead of answering at once"
     assert two["precpu_stats"]["cpu_usage"]["total_usage"] > 0 and two["preread"] != "0001-01-01T00:00:00Z"
+    assert two["preread"] in ticks[1:] and two["read"] in ticks[1:], (
+        f"stream=false: not two ticks after the request: {two['preread']}, {two['read']} vs {ticks}")
+    assert ticks.index(two["read"]) == ticks.index(two["preread"]) + 1  # consecutive ticks
 
 
 def test_events_stream_live_and_the_listener_goes_away_with_the_client(http: Http) -> None:
