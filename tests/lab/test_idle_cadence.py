@@ -21,8 +21,11 @@ from console.config import load_inventory, parse_inventory
 from console.fleet.model import FleetSnapshot
 from console.fleet.poller import Fleet, NodeWatcher
 
-# Waits for a file, then burns a whole core: idle until the test says go.
-BURN_ON_GO = ["sh", "-c", "while [ ! -f /tmp/go ]; do sleep 0.2; done; while :; do :; done"]
+# Blocks reading a FIFO, then burns a whole core: idle until the test writes to it (GO). Blocked, it
+# uses no CPU at all; a polling loop forking `sleep` five times a second could read over IDLE_CPU
+# (1 % of a core) on a loaded box and never count as idle.
+BURN_ON_GO = ["sh", "-c", "mkfifo /tmp/go && read go < /tmp/go; while :; do :; done"]
+GO = ["sh", "-c", "echo go > /tmp/go"]
 
 
 class QuickIdle(NodeWatcher):
@@ -67,15 +70,18 @@ async def test_idle_containers_drop_to_the_idle_cadence_and_a_busy_one_comes_bac
                     "both idle containers leave their stats streams")
         # Then they are still sampled, at the slower cadence, through one-shot reads
         t0 = time.time()
+        # (the first one-shot comes idle_interval * (1 + spread) after the drop, spread in [0, 1), on the
+        # idle loop's next 1 s scan, bounded here by the heartbeat, and is answered within the call timeout)
         await until(lambda: sampled_at(fleet.publish(), quiet) > t0 and sampled_at(fleet.publish(), burner) > t0,
-                    10, "one-shot samples keep arriving for idle containers")
+                    2 * w.idle_interval + w.heartbeat + w.cfg.timeout + 3.0,
+                    "one-shot samples keep arriving for idle containers")
         assert quiet not in w._streams and not w.partial_errors, w.partial_errors
         snap = fleet.publish()
         assert next(c for c in snap.containers if c.id == quiet).cpu_percent is not None
 
         # When the burner starts burning a core
         with closing(node.client()) as client:
-            client.containers.get(burner).exec_run(["touch", "/tmp/go"])
+            client.containers.get(burner).exec_run(GO)
         # Then its next one-shot sample sees it busy and it is streamed at full rate again
         await until(lambda: burner in w._streams, 15, "the busy container is streamed again")
         # (well above the idle mark, and low enough for a loop to reach on a machine shared with other work)
