@@ -27,7 +27,8 @@ from console.engine.errors import (
     UnsupportedVersion,
     api_error,
 )
-from console.engine.rawstream import LineStream, StreamEnded, StreamError, open_line_stream
+from console.engine.keepalive import KeepAlivePool
+from console.engine.rawstream import LineStream, StreamError, open_line_stream, status_error
 from console.engine.transport import Endpoint, SSHTunnel, endpoint_for, make_client
 
 MIN_API = (1, 41)
@@ -63,6 +64,7 @@ class EngineClient:
         self._tunnel = SSHTunnel(node.url) if node.scheme == "ssh" else None
         self._http: httpx.AsyncClient | None = None
         self._endpoint: Endpoint | None = None
+        self._pool: KeepAlivePool | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -82,6 +84,7 @@ class EngineClient:
         return self._http
 
     async def aclose(self) -> None:
+        self._drop_pool()
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()
@@ -91,10 +94,22 @@ class EngineClient:
 
     async def reset(self) -> None:
         """Drop pooled connections (after a node went away) but keep the tunnel object."""
+        self._drop_pool()
         http, self._http = self._http, None
         if http is not None:
             with contextlib.suppress(Exception):
                 await http.aclose()
+
+    def _drop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _lean_pool(self) -> KeepAlivePool | None:
+        """The node's keep-alive pool for small GETs; None over TLS (httpx's pool serves those)."""
+        if self._pool is None and self._endpoint is not None and not self._endpoint.base_url.startswith("https:"):
+            self._pool = KeepAlivePool(self._endpoint, self.timeout)
+        return self._pool
 
     def _path(self, path: str) -> str:
         if path.startswith("/_ping") or self.api_version is None:
@@ -315,40 +330,47 @@ class EngineClient:
             return ProtocolError(self.name, endpoint, str(exc), exc.status)
         return self._map_exc(endpoint, exc)
 
-    async def get_json_lean(self, path: str) -> Any:
-        """A small GET on the lean reader (a connection of its own, `Connection: close`) for the
-        poller's many reads, e.g. inspecting every container at start-up: a fraction of an httpx
-        request's CPU. Over TLS, the pooled httpx client (a handshake per read costs more).
-        dockerd writes each JSON answer as one line (Go's json.Encoder)."""
+    async def request_lean(self, path: str, on_answer: Callable[[bytes | None, EngineError | None], None]) -> bool:
+        """GET `path` on the node's keep-alive pool (see keepalive): `on_answer(body, None)` with a
+        200 answer's body, or `on_answer(None, error)` with the typed error, once, within the
+        node's timeout. No task per request: for the poller's many small reads (inspects at
+        start-up, one-shot samples). False, and no call, over TLS (no pool there)."""
         await self._client()
-        assert self._endpoint is not None
-        if self._endpoint.base_url.startswith("https:"):
-            return await self.get_json(path)
+        pool = self._lean_pool()
+        if pool is None:
+            return False
         endpoint = f"GET {path.split('?', 1)[0]}"
-        done: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        lines: list[bytes] = []
 
-        def on_close(exc: Exception | None) -> None:
-            if not done.done():
-                done.set_result(exc)
+        def done(status: int, body: bytes, exc: Exception | None) -> None:
+            if exc is not None:
+                on_answer(None, self._raw_error(endpoint, exc, "no complete answer"))
+            elif status != 200:
+                err = status_error(status, body)
+                on_answer(None, api_error(self.name, endpoint, status, err.detail or str(err)))
+            else:
+                on_answer(body, None)
+        pool.request(self._path(path), done)
+        return True
 
+    async def get_json_lean(self, path: str) -> Any:
+        """A small GET on the keep-alive pool, decoded: a fraction of an httpx request's CPU, and no
+        connection of its own. Over TLS, the pooled httpx client."""
+        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        def on_answer(body: bytes | None, err: EngineError | None) -> None:
+            if answer.done():
+                return
+            if err is not None:
+                answer.set_exception(err)
+            else:
+                answer.set_result(body or b"")
+        if not await self.request_lean(path, on_answer):
+            return await self.get_json(path)
+        body = await answer
         try:
-            async with asyncio.timeout(self.timeout):
-                stream = await open_line_stream(self._endpoint, self._path(path), lines.append, on_close,
-                                                self.timeout, once=True, immediate=True)
-                try:
-                    ended = await done
-                finally:
-                    stream.abort()
-        except Exception as exc:
-            raise self._raw_error(endpoint, exc, "no complete answer") from exc
-        if isinstance(ended, StreamError) and ended.status is not None:
-            raise api_error(self.name, endpoint, ended.status, ended.detail or str(ended))
-        if not isinstance(ended, StreamEnded):
-            raise self._raw_error(endpoint, ended or StreamError("connection closed"), "no complete answer")
-        try:
-            return orjson.loads(b"\n".join(lines))
+            return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
+            endpoint = f"GET {path.split('?', 1)[0]}"
             raise ProtocolError(self.name, endpoint, f"invalid JSON: {exc}") from exc
 
     async def inspect_lean(self, cid: str) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class LineStream:
                     self._fail(StreamError(f"HTTP {self._status} with an oversized body", self._status))
                 elif self._length is not None and len(self._error_body) >= self._length:
                     # the whole error arrived; a keep-alive peer would never close on its own
-                    self._fail(_status_error(self._status, bytes(self._error_body[: self._length])))
+                    self._fail(status_error(self._status, bytes(self._error_body[: self._length])))
                 return
             if self._chunked:
                 self._dechunk(data)
@@ -137,7 +137,7 @@ class LineStream:
             return
         self._closed = True
         if self._headers_done and self._status != 200:
-            self._on_close(_status_error(self._status, bytes(self._error_body)))
+            self._on_close(status_error(self._status, bytes(self._error_body)))
         elif not self._headers_done:
             self._on_close(exc or StreamError("connection closed before a response"))
         elif self._line.strip():
@@ -259,7 +259,7 @@ class LineStream:
                 self._on_line(out)
 
 
-def _status_error(status: int, body: bytes) -> StreamError:
+def status_error(status: int, body: bytes) -> StreamError:
     message = None
     try:
         doc = orjson.loads(body)
@@ -419,7 +419,7 @@ async def _send_all(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: 
             await _io_ready(loop, sock, read=True)
 
 
-async def _connect(endpoint: Endpoint, host: str, port: int, tls: ssl.SSLContext | None) -> socket.socket:
+async def connect_socket(endpoint: Endpoint, host: str, port: int, tls: ssl.SSLContext | None) -> socket.socket:
     """A connected non-blocking socket (TLS handshake done), or the OS's / OpenSSL's error."""
     loop = asyncio.get_running_loop()
     if endpoint.uds:
@@ -462,7 +462,7 @@ async def _connect(endpoint: Endpoint, host: str, port: int, tls: ssl.SSLContext
         raise
 
 
-def _target(endpoint: Endpoint) -> tuple[str, int, ssl.SSLContext | None]:
+def endpoint_target(endpoint: Endpoint) -> tuple[str, int, ssl.SSLContext | None]:
     url = urlsplit(endpoint.base_url)
     host = url.hostname or "docker"
     tls = endpoint.verify if isinstance(endpoint.verify, ssl.SSLContext) else (
@@ -478,12 +478,12 @@ async def open_line_stream(endpoint: Endpoint, path: str, on_line: Callable[[byt
     `once`: ask the peer to close after its answer (a one-shot read on its own connection).
     `immediate`: read as bytes arrive (someone awaits the answer), not on the pump's tick."""
     loop = asyncio.get_running_loop()
-    host, port, tls = _target(endpoint)
+    host, port, tls = endpoint_target(endpoint)
     close = "Connection: close\r\n" if once else ""
     request = (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: berth\r\n"
                f"Accept: application/json\r\n{close}\r\n").encode()
     async with asyncio.timeout(timeout):  # no task per call, unlike wait_for
-        sock = await _connect(endpoint, host, port, tls)
+        sock = await connect_socket(endpoint, host, port, tls)
         pump = StatsPump.of(loop)
         proto = LineStream(request, on_line, on_close)
         transport = _PumpTransport(pump, sock, proto, immediate)

@@ -191,7 +191,9 @@ class NodeWatcher:
         self.mem_ring = Ring()
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._stats_streams: dict[str, LineStream] = {}
-        self._oneshots: dict[str, tuple[LineStream, float]] = {}  # cid -> (stream, loop time opened)
+        self._oneshots: dict[str, float] = {}  # cid -> loop time a one-shot sample was asked for
+        self._generation = 0  # bumped as streams close: answers to an older session's requests are dropped
+        self._node_failure: EngineError | None = None  # a one-shot found the node itself away (see _idle_loop)
         self._primers: set[asyncio.Task[None]] = set()
         self._primer_sem = asyncio.Semaphore(PRIMERS)
         # Over TLS a one-shot sample costs a handshake each, more than it saves: stream everything.
@@ -618,8 +620,12 @@ class NodeWatcher:
         if not self.idle_interval:
             return
         loop = asyncio.get_running_loop()
+        self._node_failure = None
         while True:
             await asyncio.sleep(1.0)
+            if self._node_failure is not None:
+                failure, self._node_failure = self._node_failure, None
+                raise failure  # the supervisor marks the node down, as for any call that found it away
             now = loop.time()
             for cid, c in list(self.containers.items()):
                 if (c.state in STATS_STATES and c.next_poll <= now and cid not in self._streams
@@ -653,48 +659,64 @@ class NodeWatcher:
 
     async def _open_oneshot(self, cid: str, quiet: bool = False, then: Callable[[str], None] | None = None,
                             done: asyncio.Future[None] | None = None) -> bool:
-        """One sample on a connection of its own; `quiet`: a failure is not shown (a stream follows);
-        `then(cid)` is called one MIN_WINDOW after the sample arrived; `done` is set when it closes.
-        False when the request could not be sent."""
+        """One sample, on the node's keep-alive pool (over TLS: a connection of its own); `quiet`: a
+        failure is not shown (a stream follows); `then(cid)` is called one MIN_WINDOW after the
+        sample arrived; `done` is set when it is over. False when the request could not be sent."""
+        path = f"/containers/{cid}/stats?stream=false&one-shot=true"
         got: list[bool] = []
+        generation = self._generation
 
         def on_line(line: bytes) -> None:
+            if generation != self._generation:
+                return
             got.append(True)
             self._apply_stats_line(cid, line)
             if then is not None:
                 asyncio.get_running_loop().call_later(MIN_WINDOW + 0.02, then, cid)
 
-        def on_close(exc: Exception | None) -> None:
-            self._oneshots.pop(cid, None)
+        def over(err: Exception | None) -> None:
             if done is not None and not done.done():
                 done.set_result(None)
-            if got or quiet or (isinstance(exc, StreamError) and exc.status == 404):
+            if generation != self._generation:
+                return  # asked before the node went away: neither its sample nor its failure counts now
+            self._oneshots.pop(cid, None)
+            if isinstance(err, NodeUnreachable | NodeTimeout) and not quiet:
+                self._node_failure = err  # the node, not this container: the idle loop raises it
+                return
+            if got or quiet or isinstance(err, NotFound) or (isinstance(err, StreamError) and err.status == 404):
                 return  # done; a container that is gone is removed by its event or the listing
             c = self.containers.get(cid)
             if c is not None and c.state in STATS_STATES:
                 self._partial(f"stats:{cid}", f"{self.name}: one-shot stats of {c.name}: "
-                                              f"{exc or 'closed without a sample'}")
+                                              f"{err or 'closed without a sample'}")
 
+        def on_answer(body: bytes | None, err: EngineError | None) -> None:
+            if body is not None:
+                on_line(body)
+            over(err)
+
+        self._oneshots[cid] = asyncio.get_running_loop().time()
         try:
-            stream = await self.client.open_lines(f"/containers/{cid}/stats?stream=false&one-shot=true",
-                                                  on_line, on_close, once=True,
-                                                  immediate=quiet)  # a primer is waited for: no tick
+            if await self.client.request_lean(path, on_answer):
+                return True
+            await self.client.open_lines(path, on_line, over, once=True,
+                                         immediate=quiet)  # a primer is waited for: no tick
         except (NodeUnreachable, NodeTimeout):
+            self._oneshots.pop(cid, None)
             raise  # the node itself is away: the supervisor marks it down
         except EngineError as exc:
+            self._oneshots.pop(cid, None)
             if not quiet:
                 self._partial(f"stats:{cid}", str(exc))
             return False
-        self._oneshots[cid] = (stream, asyncio.get_running_loop().time())
         return True
 
     async def _close_streams(self) -> None:
         primers = list(self._primers)
         for primer in primers:
             primer.cancel()
-        for stream, _ in list(self._oneshots.values()):
-            stream.abort()
-        self._oneshots.clear()
+        self._generation += 1
+        self._oneshots.clear()  # answers still due are dropped (see _generation)
         tasks = list(self._streams.values()) + primers
         self._streams.clear()
         for t in tasks:
@@ -752,9 +774,6 @@ class NodeWatcher:
         """Reopen stats streams that are hung: silent for `after` seconds (frozen daemon, lost peer),
         or holding a partial line for longer than a line may take (a peer trickling bytes)."""
         line_limit = engine_client.MAX_LINE_SECONDS
-        for cid, (oneshot, opened) in list(self._oneshots.items()):
-            if now - opened > self.client.timeout + 2.0:  # dockerd answers at once (one-shot)
-                oneshot.abort(f"no one-shot sample within {self.client.timeout + 2.0:g}s")
         for cid, stream in list(self._stats_streams.items()):
             c = self.containers.get(cid)
             if c is None or c.state != "running":
