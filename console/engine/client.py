@@ -306,17 +306,15 @@ class EngineClient:
             await resp.aclose()
 
     async def open_lines(self, path: str, on_line: Callable[[bytes], None],
-                         on_close: Callable[[Exception | None], None], *, once: bool = False,
-                         immediate: bool = False) -> LineStream:
+                         on_close: Callable[[Exception | None], None], *, once: bool = False) -> LineStream:
         """A lean line stream (see rawstream): callbacks per line, no task per line. `once`: a
-        single answer on a connection of its own (`Connection: close`), e.g. a one-shot sample;
-        `immediate`: read as the bytes arrive rather than on the pump's tick."""
+        single answer on a connection of its own (`Connection: close`), e.g. a one-shot sample."""
         endpoint = f"GET {path.split('?', 1)[0]}"
         await self._client()
         assert self._endpoint is not None
         try:
             return await open_line_stream(self._endpoint, self._path(path), on_line, on_close, self.timeout,
-                                          once=once, immediate=immediate)
+                                          once=once)
         except Exception as exc:
             raise self._raw_error(endpoint, exc, "no connection") from exc
 
@@ -333,8 +331,8 @@ class EngineClient:
     async def request_lean(self, path: str, on_answer: Callable[[bytes | None, EngineError | None], None]) -> bool:
         """GET `path` on the node's keep-alive pool (see keepalive): `on_answer(body, None)` with a
         200 answer's body, or `on_answer(None, error)` with the typed error, once, within the
-        node's timeout. No task per request: for the poller's many small reads (inspects at
-        start-up, one-shot samples). False, and no call, over TLS (no pool there)."""
+        node's timeout. No task per request: for the poller's many small reads that dockerd answers
+        at once (inspects at start-up). False, and no call, over TLS (no pool there)."""
         await self._client()
         pool = self._lean_pool()
         if pool is None:

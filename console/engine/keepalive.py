@@ -1,10 +1,13 @@
-"""Small GETs on a few kept-alive connections to one node: container inspects and one-shot stats.
+"""Small GETs on a few kept-alive connections to one node: the poller's container inspects.
 
-Each of those answers is small and comes at once; on a connection of its own, most of its cost
-on both ends is the connection (socket, connect, accept, close). dockerd keeps HTTP/1.1
-connections open, so a pool of a few per node carries them one after another: the poller's
-start-up inspects of 100 containers ride on 8 connections, not 100, and so do the idle
-cadence's one-shot samples.
+Each answer is small and comes at once; on a connection of its own, most of its cost on both
+ends is the connection (socket, connect, accept, close). dockerd keeps HTTP/1.1 connections
+open, so a pool of a few per node carries them one after another: the start-up inspects of
+100 containers ride on 8 connections, not 100.
+
+Not for one-shot stats: dockerd answers those at its stats collector's next round (up to 1 s
+later, after the previous round), so each would hold a pooled connection for most of a second;
+they keep a connection each, all waiting for the same round together.
 
 Requests are callbacks, not tasks: `request(path, done)` queues, a free connection takes it,
 and `done(status, body, error)` is called once. A request that finds its reused connection

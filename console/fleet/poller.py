@@ -58,7 +58,6 @@ ACTION_LABEL = "berth.action"
 STATS_STATES = frozenset({"running", "paused"})
 IDLE_CPU = 1.0  # % of a core: below this a sample counts as idle
 IDLE_SAMPLES = 10  # idle samples in a row before a container drops to the idle cadence
-PRIMERS = 32  # primer reads in flight per node: each holds a descriptor (10,000 streams need as many)
 MIN_WINDOW = 0.2  # seconds of host time two samples must span to give a CPU % (/proc/stat counts 10 ms ticks)
 WARMUP_CHECK = 0.1  # seconds between checks for the first complete round, while there is none
 WARMUP_LIMIT = 30.0  # a node that never completes must not keep the publisher checking forever
@@ -191,18 +190,9 @@ class NodeWatcher:
         self.mem_ring = Ring()
         self._streams: dict[str, asyncio.Task[None]] = {}
         self._stats_streams: dict[str, LineStream] = {}
-        self._oneshots: dict[str, float] = {}  # cid -> loop time a one-shot sample was asked for
-        self._generation = 0  # bumped as streams close: answers to an older session's requests are dropped
-        self._node_failure: EngineError | None = None  # a one-shot found the node itself away (see _idle_loop)
-        self._primers: set[asyncio.Task[None]] = set()
-        self._primer_sem = asyncio.Semaphore(PRIMERS)
+        self._oneshots: dict[str, tuple[LineStream, float]] = {}  # cid -> (stream, loop time opened)
         # Over TLS a one-shot sample costs a handshake each, more than it saves: stream everything.
         self.idle_interval = cfg.stats_idle_interval if cfg.tls is None and cfg.stats_idle_interval > 1.0 else 0.0
-        # A stream's first sample comes at dockerd's next 1 Hz collection and a CPU % needs two, so
-        # a new stream alone takes 1-2 s to show CPU. A primer (a one-shot sample, which dockerd
-        # answers at once) is the first point, and a second one MIN_WINDOW later the other, unless
-        # the stream's first sample came in between: the figure shows in about 0.3 s. Not over TLS.
-        self.prime = cfg.tls is None
         self.focus: frozenset[str] = frozenset()  # ids on screen: always at full rate
         self._inspecting: set[str] = set()
         self._inspect_sem = asyncio.Semaphore(16)
@@ -620,104 +610,49 @@ class NodeWatcher:
         if not self.idle_interval:
             return
         loop = asyncio.get_running_loop()
-        self._node_failure = None
         while True:
             await asyncio.sleep(1.0)
-            if self._node_failure is not None:
-                failure, self._node_failure = self._node_failure, None
-                raise failure  # the supervisor marks the node down, as for any call that found it away
             now = loop.time()
+            for cid, (stream, opened) in list(self._oneshots.items()):
+                if now - opened > self.client.timeout + 2.0:  # dockerd answers at its next collection (<= 1 s)
+                    stream.abort(f"no one-shot sample within {self.client.timeout + 2.0:g}s")
             for cid, c in list(self.containers.items()):
                 if (c.state in STATS_STATES and c.next_poll <= now and cid not in self._streams
                         and cid not in self._oneshots and not self._streamed(c)):
                     c.next_poll = now + self.idle_interval
                     await self._open_oneshot(cid)
 
-    def _second_primer(self, cid: str) -> None:
-        """The primer's partner, one window later, unless the stream's first sample came first."""
-        c = self.containers.get(cid)
-        if (not self._stop and self.state is NodeState.UP and c is not None and c.state in STATS_STATES
-                and c.cpu_percent is None and cid not in self._oneshots):
-            self._spawn_primer(cid)
-
-    def _spawn_primer(self, cid: str, then: Callable[[str], None] | None = None) -> None:
-        task = asyncio.get_running_loop().create_task(self._primer(cid, then), name=f"berth:{self.name}:primer")
-        self._primers.add(task)
-        task.add_done_callback(self._primers.discard)
-
-    async def _primer(self, cid: str, then: Callable[[str], None] | None = None) -> None:
-        """A one-shot sample for a container that has no CPU figure yet (see `prime`), at most
-        PRIMERS at a time; only a head start, so failures are left to the stream to report."""
-        async with self._primer_sem:
-            c = self.containers.get(cid)
-            if c is None or c.cpu_percent is not None or cid in self._oneshots:
-                return
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            with contextlib.suppress(EngineError):
-                if await self._open_oneshot(cid, quiet=True, then=then, done=done):
-                    await done  # the descriptor is held until the answer: that is what the semaphore bounds
-
-    async def _open_oneshot(self, cid: str, quiet: bool = False, then: Callable[[str], None] | None = None,
-                            done: asyncio.Future[None] | None = None) -> bool:
-        """One sample, on the node's keep-alive pool (over TLS: a connection of its own); `quiet`: a
-        failure is not shown (a stream follows); `then(cid)` is called one MIN_WINDOW after the
-        sample arrived; `done` is set when it is over. False when the request could not be sent."""
-        path = f"/containers/{cid}/stats?stream=false&one-shot=true"
+    async def _open_oneshot(self, cid: str) -> None:
         got: list[bool] = []
-        generation = self._generation
 
         def on_line(line: bytes) -> None:
-            if generation != self._generation:
-                return
             got.append(True)
             self._apply_stats_line(cid, line)
-            if then is not None:
-                asyncio.get_running_loop().call_later(MIN_WINDOW + 0.02, then, cid)
 
-        def over(err: Exception | None) -> None:
-            if done is not None and not done.done():
-                done.set_result(None)
-            if generation != self._generation:
-                return  # asked before the node went away: neither its sample nor its failure counts now
+        def on_close(exc: Exception | None) -> None:
             self._oneshots.pop(cid, None)
-            if isinstance(err, NodeUnreachable | NodeTimeout) and not quiet:
-                self._node_failure = err  # the node, not this container: the idle loop raises it
-                return
-            if got or quiet or isinstance(err, NotFound) or (isinstance(err, StreamError) and err.status == 404):
+            if got or (isinstance(exc, StreamError) and exc.status == 404):
                 return  # done; a container that is gone is removed by its event or the listing
             c = self.containers.get(cid)
             if c is not None and c.state in STATS_STATES:
                 self._partial(f"stats:{cid}", f"{self.name}: one-shot stats of {c.name}: "
-                                              f"{err or 'closed without a sample'}")
+                                              f"{exc or 'closed without a sample'}")
 
-        def on_answer(body: bytes | None, err: EngineError | None) -> None:
-            if body is not None:
-                on_line(body)
-            over(err)
-
-        self._oneshots[cid] = asyncio.get_running_loop().time()
         try:
-            if await self.client.request_lean(path, on_answer):
-                return True
-            await self.client.open_lines(path, on_line, over, once=True,
-                                         immediate=quiet)  # a primer is waited for: no tick
+            stream = await self.client.open_lines(f"/containers/{cid}/stats?stream=false&one-shot=true",
+                                                  on_line, on_close, once=True)
         except (NodeUnreachable, NodeTimeout):
-            self._oneshots.pop(cid, None)
             raise  # the node itself is away: the supervisor marks it down
         except EngineError as exc:
-            self._oneshots.pop(cid, None)
-            if not quiet:
-                self._partial(f"stats:{cid}", str(exc))
-            return False
-        return True
+            self._partial(f"stats:{cid}", str(exc))
+            return
+        self._oneshots[cid] = (stream, asyncio.get_running_loop().time())
 
     async def _close_streams(self) -> None:
-        primers = list(self._primers)
-        for primer in primers:
-            primer.cancel()
-        self._generation += 1
-        self._oneshots.clear()  # answers still due are dropped (see _generation)
-        tasks = list(self._streams.values()) + primers
+        for stream, _ in list(self._oneshots.values()):
+            stream.abort()
+        self._oneshots.clear()
+        tasks = list(self._streams.values())
         self._streams.clear()
         for t in tasks:
             t.cancel()
@@ -726,8 +661,6 @@ class NodeWatcher:
     async def _stats(self, cid: str) -> None:
         """Keep one stats stream open while the container runs; samples arrive by callback."""
         loop = asyncio.get_running_loop()
-        if self.prime:
-            self._spawn_primer(cid, then=self._second_primer)
         try:
             while (c := self.containers.get(cid)) is not None and self._streamed(c):
                 closed: asyncio.Future[Exception | None] = loop.create_future()
@@ -805,8 +738,8 @@ class NodeWatcher:
             return  # the empty sample docker sends for a container that just stopped
         prev = c.prev
         if prev is not None and 0 < sample.system_cpu - prev.system_cpu < MIN_WINDOW * 1e9 * sample.online_cpus:
-            # Too close to the previous sample (a primer and the stream's first sample may be only
-            # milliseconds apart): keep the older point, so the next sample spans a real window.
+            # Too close to the previous sample (a container moving between its one-shot cadence and a
+            # stream): keep the older point, so the next sample spans a real window.
             c.mem_used = sample.mem_used
             c.touch()
             return

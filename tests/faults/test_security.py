@@ -186,14 +186,16 @@ async def test_stats_samples_arrive_over_mutual_tls(tls_node: TLSNode, pki: Pki,
     inv = tls_inventory(tls_node, f'ca = "{pki.ca}"\ncert = "{pki.client_cert}"\nkey = "{pki.client_key}"')
     try:
         async with Fleet(inv) as fleet:
-            # a handshake per one-shot read costs more than it saves: no primer, no idle cadence
-            assert all(not w.prime and not w.idle_interval for w in fleet.watchers)
+            # a handshake per one-shot read costs more than it saves: no idle cadence
+            assert all(not w.idle_interval for w in fleet.watchers)
             snap = await faultkit.wait_for(
                 fleet, lambda s: (c := faultkit.container(s, cid)) is not None and (c.cpu_percent or 0) > 20,
                 20.0, "the burner sampled over TLS")
             c = faultkit.container(snap, cid)
             assert c is not None and c.cpu_percent is not None and 20 < c.cpu_percent < 80, c
             assert c.mem_used, c
+            # inspects went over httpx's verified pool, not the plain keep-alive pool
+            assert all(w.client._pool is None for w in fleet.watchers)
     finally:
         with contextlib.closing(tls_node.client()) as client:
             client.api.remove_container(cid, force=True)
