@@ -597,7 +597,17 @@ class EngineServer:
         if not stream and c.state not in ("running", "paused"):
             return json_response(d.empty_stats(c))
         if not stream and req.flag("one-shot"):
-            return json_response(d.stats_sample(c, time.time()))
+            # dockerd's collector publishes in rounds a second apart (collect, then sleep), and a
+            # one-shot reader takes the next round's sample: this node's collector is always busy.
+            nxt = _Next(asyncio.get_running_loop().create_future())
+            d.subscribe_stats(c, nxt)
+            try:
+                body = await nxt.done
+            finally:
+                d.unsubscribe_stats(c, nxt)
+            if body is None:
+                raise ApiError(404, f"No such container: {m['id']}")
+            return Response(200, body)
         if not stream:
             # dockerd primes precpu with one sample and answers with the next (about 1-2 s)
             settled = _Settle(asyncio.get_running_loop().create_future())
@@ -707,6 +717,23 @@ class _StatsReader:
     def end(self) -> None:
         if not self.ended.done():
             self.ended.set_result(None)
+
+
+class _Next:
+    """`stats?stream=false&one-shot=true`: the next round's sample, without precpu; None if the container went."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, done: asyncio.Future[bytes | None]) -> None:
+        self.done = done
+
+    def offer(self, sample: samples.Sample) -> None:
+        if not self.done.done():
+            self.done.set_result(sample.json(None))
+
+    def end(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 class _Settle:

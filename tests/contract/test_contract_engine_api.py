@@ -127,6 +127,10 @@ def test_stats_decode_and_give_a_plausible_cpu_percent(engine: Engine, api: http
     one = api.get(f"{API}/containers/{cid}/stats", params={"stream": "false", "one-shot": "true"}).json()
     assert one["preread"] == "0001-01-01T00:00:00Z" and one["precpu_stats"]["cpu_usage"]["total_usage"] == 0
     decode(one)
+    # A one-shot is a sample of the collector's round, and rounds are a second apart (dockerd
+    # collects, then sleeps 1 s): a second one-shot right after is the next round's, by its own `read`.
+    again = api.get(f"{API}/containers/{cid}/stats", params={"stream": "false", "one-shot": "true"}).json()
+    assert parse_time(again["read"]) - parse_time(one["read"]) > 0.5, (one["read"], again["read"])
     settled = api.get(f"{API}/containers/{cid}/stats", params={"stream": "false"}).json()
     assert settled["precpu_stats"]["cpu_usage"]["total_usage"] > 0
     assert keys_of(settled) == keys_of(samples[3])

@@ -108,10 +108,10 @@ def test_stats_stream_sends_a_sample_a_second_that_berth_decodes(http: Http, fle
     assert pct is not None and 0 <= pct <= samples[2]["cpu_stats"]["online_cpus"] * 100
 
 
-def test_stats_one_shot_is_immediate_and_stream_false_waits_for_a_second_sample(http: Http) -> None:
-    """Told apart by the sim's ticks, seen on a stream opened beside them, not by a stopwatch: a
-    one-shot is a sample of its own read at once (after the last tick, at no tick); stream=false
-    answers with the next two ticks' samples after the request."""
+def test_stats_one_shot_is_the_next_round_and_stream_false_waits_for_a_second_sample(http: Http) -> None:
+    """Told apart by the sim's ticks, seen on a stream opened beside them, not by a stopwatch: as
+    dockerd's collector does while anyone streams, a one-shot answers with the next round's
+    sample (no precpu); stream=false answers with the next two rounds' samples."""
     c = http("sim-02")
     cid = running_id(c)
     with c.stream("GET", f"/v1.41/containers/{cid}/stats") as r:
@@ -122,12 +122,12 @@ def test_stats_one_shot_is_immediate_and_stream_false_waits_for_a_second_sample(
         while parse_time(ticks[-1]) < parse_time(two["read"]) and len(ticks) < 20:
             ticks.append(json.loads(next(lines))["read"])
     assert one["preread"] == "0001-01-01T00:00:00Z" and one["precpu_stats"]["cpu_usage"]["total_usage"] == 0
-    assert parse_time(one["read"]) > parse_time(ticks[0]), "one-shot: an old sample, not one read for it"
-    assert one["read"] not in ticks, "one-shot: waited for a tick instead of answering at once"
+    assert one["read"] in ticks[1:], f"one-shot: not a round after the request: {one['read']} vs {ticks}"
     assert two["precpu_stats"]["cpu_usage"]["total_usage"] > 0 and two["preread"] != "0001-01-01T00:00:00Z"
     assert two["preread"] in ticks[1:] and two["read"] in ticks[1:], (
         f"stream=false: not two ticks after the request: {two['preread']}, {two['read']} vs {ticks}")
     assert ticks.index(two["read"]) == ticks.index(two["preread"]) + 1  # consecutive ticks
+    assert ticks.index(two["preread"]) > ticks.index(one["read"])  # asked after the one-shot was answered
 
 
 def test_events_stream_live_and_the_listener_goes_away_with_the_client(http: Http) -> None:
@@ -159,7 +159,8 @@ def test_events_since_until_validation(http: Http) -> None:
     assert r.status_code == 500 and r.json() == {"message": 'strconv.ParseInt: parsing "abc": invalid syntax'}
     t0 = time.monotonic()
     r = c.get("/v1.41/events", params={"since": str(now - 60), "until": f"{time.time() + 1:.3f}"})
-    assert r.status_code == 200 and 0.5 < time.monotonic() - t0 < 3  # streams until `until`, then ends
+    # streams until `until` (1 s from now), then ends on its own: the call returns, and not early
+    assert r.status_code == 200 and time.monotonic() - t0 > 0.5
 
 
 def test_logs_use_the_multiplexed_stream_format(http: Http, fleet: SimFleet) -> None:
