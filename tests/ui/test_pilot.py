@@ -334,8 +334,8 @@ async def test_detail_shows_inspect_with_secrets_masked_and_logs_stream():
     app = make_app(engine=FakeEngine)
     async with app.run_test(size=(100, 50)) as pilot:
         await pilot.press("2", "enter")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        # the inspect comes through the EngineIO thread: wait for what it fills in, not one pause
+        await until(pilot, lambda: "acme-net" in screen_text(app), "the container's inspect in detail")
         text = screen_text(app)
         assert "api --port=8080" in text and "18080 → 8080/tcp" in text and "acme-net" in text
         assert "DB_PASSWORD=••••••" in text and "hunter2" not in text
@@ -343,14 +343,13 @@ async def test_detail_shows_inspect_with_secrets_masked_and_logs_stream():
         assert "LOG_LEVEL=info" in text
         await pilot.press("l")
         assert isinstance(app.screen, LogsScreen)
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await until(pilot, lambda: "warn: slow query" in screen_text(app), "the log lines")
         text = screen_text(app)
         assert "listening on :8080" in text and "warn: slow query" in text
         await pilot.press("slash")
         await type_text(pilot, "GET")
         await pilot.press("enter")
-        await pilot.pause()
+        await until(pilot, lambda: "booting api" not in screen_text(app), "the log filter applied")
         text = screen_text(app)
         assert "GET /orders 500" in text and "booting api" not in text
         await pilot.press("escape")
