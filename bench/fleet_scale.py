@@ -119,6 +119,7 @@ async def console(inventory: str, idle: float, rounds: int, downs: int, text: st
     feed = FleetThread(inv, app.deliver)  # exactly as run_app wires it
     app.feed = feed
     app.engine_io.factory = app.engine_io.factory or _default_engine(inv)
+    feed.start()
 
     frames: list[tuple[float, tuple[Any, ...]]] = []
     complete_at: list[float] = []

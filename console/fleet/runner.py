@@ -30,6 +30,10 @@ class FleetThread:
     def latest(self) -> FleetSnapshot | None:
         return self.fleet.latest
 
+    @property
+    def is_started(self) -> bool:
+        return self._thread.is_alive() or self._started.is_set()
+
     def start(self) -> None:
         self._thread.start()
         self._started.wait(10)

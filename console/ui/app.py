@@ -116,6 +116,7 @@ class BerthApp(App[int]):
         self.fleet = FleetScreen(noc=noc)
         self.collector = Collector()
         self._deferred: FleetSnapshot | None = None  # a snapshot waiting for the keys ahead of it
+        self._accepting = False  # mounted: snapshots are posted to the message queue from now on
         self._focus: set[str] = set()  # container ids last reported on screen (see _report_focus)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -135,8 +136,16 @@ class BerthApp(App[int]):
     def on_mount(self) -> None:
         self.push_screen(self.fleet)
         self.call_after_refresh(self.collector.settle)
+        self._accepting = True
         if self.feed is not None:
-            self._start_feed()
+            if getattr(self.feed, "is_started", False):
+                # started before the app (run_app does, so the nodes connect while Textual starts):
+                # what it published meanwhile is its latest snapshot
+                latest = getattr(self.feed, "latest", None)
+                if latest is not None:
+                    self.apply_snapshot(latest)
+            else:
+                self._start_feed()
         self.set_interval(1.0, self._tick)
         if callable(getattr(self.ops.actions, "unfinished", None)):
             self._find_unfinished(on_start=True)
@@ -152,8 +161,10 @@ class BerthApp(App[int]):
         self.collector.uninstall()
 
     def deliver(self, snapshot: FleetSnapshot) -> None:
-        """Called on the fleet thread: hand over through the (thread-safe) message queue."""
-        self.post_message(SnapshotArrived(snapshot))
+        """Called on the fleet thread: hand over through the (thread-safe) message queue. Before
+        the app is mounted there is no queue to use: on_mount takes the feed's latest instead."""
+        if self._accepting:
+            self.post_message(SnapshotArrived(snapshot))
 
     # -- snapshots -----------------------------------------------------------------
 
@@ -625,6 +636,7 @@ def run_app(args: argparse.Namespace) -> int:
         feed = FleetThread(inventory, app.deliver)
         app.feed = feed
         app.engine_io.factory = app.engine_io.factory or _default_engine(inventory)
+        feed.start()  # the nodes connect while Textual starts up; on_mount takes what arrived
         # A closed terminal (SIGHUP) or a kill (SIGTERM) must still run the closers below,
         # or the demo's simulated nodes and their temp dir outlive us.
         for sig in (signal.SIGTERM, signal.SIGHUP):
