@@ -596,26 +596,17 @@ class EngineServer:
         stream = req.flag("stream", default=True)
         if not stream and c.state not in ("running", "paused"):
             return json_response(d.empty_stats(c))
-        if not stream and req.flag("one-shot"):
-            # dockerd's collector publishes in rounds a second apart (collect, then sleep), and a
-            # one-shot reader takes the next round's sample: this node's collector is always busy.
-            nxt = _Next(asyncio.get_running_loop().create_future())
-            d.subscribe_stats(c, nxt)
-            try:
-                body = await nxt.done
-            finally:
-                d.unsubscribe_stats(c, nxt)
-            if body is None:
-                raise ApiError(404, f"No such container: {m['id']}")
-            return Response(200, body)
         if not stream:
-            # dockerd primes precpu with one sample and answers with the next (about 1-2 s)
-            settled = _Settle(asyncio.get_running_loop().create_future())
-            d.subscribe_stats(c, settled)
+            # dockerd's collector publishes in rounds a second apart (collect, then sleep; this
+            # node's is always busy): a one-shot takes the next round's sample, and stream=false
+            # primes precpu with one round and answers with the next (about 1-2 s)
+            loop = asyncio.get_running_loop()
+            sink = _Next(loop.create_future()) if req.flag("one-shot") else _Settle(loop.create_future())
+            d.subscribe_stats(c, sink)
             try:
-                body = await settled.done
+                body = await sink.done
             finally:
-                d.unsubscribe_stats(c, settled)
+                d.unsubscribe_stats(c, sink)
             if body is None:
                 raise ApiError(404, f"No such container: {m['id']}")
             return Response(200, body)
