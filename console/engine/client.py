@@ -328,47 +328,25 @@ class EngineClient:
             return ProtocolError(self.name, endpoint, str(exc), exc.status)
         return self._map_exc(endpoint, exc)
 
-    async def request_lean(self, path: str, on_answer: Callable[[bytes | None, EngineError | None], None]) -> bool:
-        """GET `path` on the node's keep-alive pool (see keepalive): `on_answer(body, None)` with a
-        200 answer's body, or `on_answer(None, error)` with the typed error, once, within the
-        node's timeout. No task per request: for the poller's many small reads that dockerd answers
-        at once (inspects at start-up). False, and no call, over TLS (no pool there)."""
+    async def get_json_lean(self, path: str) -> Any:
+        """A small GET on the node's keep-alive pool (see keepalive), decoded: a fraction of an
+        httpx request's CPU and no connection of its own, for the poller's many reads that dockerd
+        answers at once (inspects at start-up). Over TLS, the pooled httpx client."""
         await self._client()
         pool = self._lean_pool()
         if pool is None:
-            return False
-        endpoint = f"GET {path.split('?', 1)[0]}"
-
-        def done(status: int, body: bytes, exc: Exception | None) -> None:
-            if exc is not None:
-                on_answer(None, self._raw_error(endpoint, exc, "no complete answer"))
-            elif status != 200:
-                err = status_error(status, body)
-                on_answer(None, api_error(self.name, endpoint, status, err.detail or str(err)))
-            else:
-                on_answer(body, None)
-        pool.request(self._path(path), done)
-        return True
-
-    async def get_json_lean(self, path: str) -> Any:
-        """A small GET on the keep-alive pool, decoded: a fraction of an httpx request's CPU, and no
-        connection of its own. Over TLS, the pooled httpx client."""
-        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-        def on_answer(body: bytes | None, err: EngineError | None) -> None:
-            if answer.done():
-                return
-            if err is not None:
-                answer.set_exception(err)
-            else:
-                answer.set_result(body or b"")
-        if not await self.request_lean(path, on_answer):
             return await self.get_json(path)
-        body = await answer
+        endpoint = f"GET {path.split('?', 1)[0]}"
+        try:
+            status, body = await pool.get(self._path(path))
+        except Exception as exc:
+            raise self._raw_error(endpoint, exc, "no complete answer") from exc
+        if status != 200:
+            err = status_error(status, body)
+            raise api_error(self.name, endpoint, status, err.detail or str(err))
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            endpoint = f"GET {path.split('?', 1)[0]}"
             raise ProtocolError(self.name, endpoint, f"invalid JSON: {exc}") from exc
 
     async def inspect_lean(self, cid: str) -> dict[str, Any]:

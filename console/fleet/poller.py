@@ -58,7 +58,6 @@ ACTION_LABEL = "berth.action"
 STATS_STATES = frozenset({"running", "paused"})
 IDLE_CPU = 1.0  # % of a core: below this a sample counts as idle
 IDLE_SAMPLES = 10  # idle samples in a row before a container drops to the idle cadence
-MIN_WINDOW = 0.2  # seconds of host time two samples must span to give a CPU % (/proc/stat counts 10 ms ticks)
 WARMUP_CHECK = 0.1  # seconds between checks for the first complete round, while there is none
 WARMUP_LIMIT = 30.0  # a node that never completes must not keep the publisher checking forever
 # Event actions that change what we show about a container.
@@ -736,14 +735,7 @@ class NodeWatcher:
             return
         if sample.system_cpu == 0 and sample.cpu_total == 0:
             return  # the empty sample docker sends for a container that just stopped
-        prev = c.prev
-        if prev is not None and 0 < sample.system_cpu - prev.system_cpu < MIN_WINDOW * 1e9 * sample.online_cpus:
-            # Too close to the previous sample (a container moving between its one-shot cadence and a
-            # stream): keep the older point, so the next sample spans a real window.
-            c.mem_used = sample.mem_used
-            c.touch()
-            return
-        pct = cpu_percent(prev, sample)
+        pct = cpu_percent(c.prev, sample)
         if pct is not None:
             c.cpu_percent = pct
             if pct < IDLE_CPU:
