@@ -23,7 +23,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
-from console.engine.rawstream import MAX_HEADER, StreamError, connect_socket, endpoint_target
+from console.engine.rawstream import MAX_HEADER, StreamError, connect_socket, endpoint_target, split_head
 from console.engine.transport import Endpoint
 
 MAX_BODY = 4 * 1024 * 1024  # as a stream line: an inspect or a stats document
@@ -140,7 +140,7 @@ class _Conn(asyncio.Protocol):
                 if len(self.buf) > MAX_HEADER:
                     raise StreamError("response headers exceed 64 KiB")
                 return False
-            self._headers(bytes(self.buf[:end]).decode("latin-1"))
+            self._headers(bytes(self.buf[:end]))
             del self.buf[: end + 4]
         if self.chunked:
             return self._dechunk()
@@ -154,16 +154,10 @@ class _Conn(asyncio.Protocol):
         self.body = self.buf
         return False  # delimited by close: see eof_received
 
-    def _headers(self, head: str) -> None:
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise StreamError(f"not an HTTP response: {lines[0][:80]!r}")
-        self.status = int(parts[1])
-        self.close_after = parts[0] == "HTTP/1.0"
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            key, value = name.strip().lower(), value.strip()
+    def _headers(self, head: bytes) -> None:
+        version, self.status, fields = split_head(head)
+        self.close_after = version == "HTTP/1.0"
+        for key, value in fields:
             if key == "transfer-encoding" and "chunked" in value.lower():
                 self.chunked = True
             elif key == "content-length":

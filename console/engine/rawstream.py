@@ -174,20 +174,13 @@ class LineStream:
             if len(self._buf) > MAX_HEADER:
                 raise StreamError("response headers exceed 64 KiB")
             return False
-        head = bytes(self._buf[:end]).decode("latin-1")
+        _, self._status, fields = split_head(bytes(self._buf[:end]))
         del self._buf[: end + 4]
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise StreamError(f"not an HTTP response: {lines[0][:80]!r}")
-        self._status = int(parts[1])
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            key = name.strip().lower()
+        for key, value in fields:
             if key == "transfer-encoding" and "chunked" in value.lower():
                 self._chunked = True
-            elif key == "content-length" and value.strip().isdigit():
-                self._length = int(value.strip())
+            elif key == "content-length" and value.isdigit():
+                self._length = int(value)
         self._headers_done = True
         return True
 
@@ -257,6 +250,20 @@ class LineStream:
             self.line_begun = 0.0
             if out.strip():
                 self._on_line(out)
+
+
+def split_head(head: bytes) -> tuple[str, int, list[tuple[str, str]]]:
+    """An HTTP/1.x response head (without its blank line): the version, the status, and each header
+    as (lower-case name, stripped value), in order. StreamError if it is not an HTTP response."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise StreamError(f"not an HTTP response: {lines[0][:80]!r}")
+    fields = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        fields.append((name.strip().lower(), value.strip()))
+    return parts[0], int(parts[1]), fields
 
 
 def status_error(status: int, body: bytes) -> StreamError:
