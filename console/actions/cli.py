@@ -119,6 +119,9 @@ def _progress_line(p: Progress) -> None:
 
 def cmd_action(args: argparse.Namespace) -> int:
     action = args.command
+    if not str(getattr(args, "target", "") or "").strip():
+        _err(f"{action}: no target given (usage: berth {action} TARGET)")
+        return EXIT_USAGE
     if getattr(args, "read_only", False):
         _err(f"read-only console: {action} refused (started with --read-only)")
         return EXIT_REFUSED
@@ -189,9 +192,10 @@ def _list_unfinished() -> int:
 
     records, errors = Journal(AuditLog().path.parent / "migrations").entries()
     for err in errors:
-        _err(str(err))
+        _err(f"unreadable migration journal {err}")
     if not records:
-        print("no unfinished migrations")
+        if not errors:
+            print("no unfinished migrations")
         return EXIT_FAILED if errors else EXIT_OK
     for r in records:
         running = f"  (still running: pid {r.pid})" if r.alive() else ""

@@ -181,3 +181,12 @@ def test_cli_audit_lists_actions(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "stop a/web  FAILED" in out and "boom" in out
     assert main(["audit", "--json", "--limit", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["error"] == "stop a/web failed: boom"
+
+
+@pytest.mark.parametrize("spec", ["", "   "])
+def test_cli_empty_target_is_a_usage_error(spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = tmp_path / "inv.toml"
+    inv.write_text('[[node]]\nname = "a"\nurl = "unix:///nonexistent/a.sock"\n')
+    assert main(["restart", spec, "--yes", "-i", str(inv)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no target given" in err

@@ -130,3 +130,21 @@ def test_a_record_of_a_live_process_is_not_offered_for_recovery(tmp_path: Path) 
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_cli_names_the_one_unreadable_journal_instead_of_saying_none(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given (XDG_STATE_HOME is per test) one journal file that cannot be read, and nothing else
+    journal = Journal(Path(os.environ["XDG_STATE_HOME"]) / "berth" / "migrations")
+    journal.dir.mkdir(parents=True)
+    bad = journal.dir / "20260102T000000-deadbeef.json"
+    bad.write_text("{truncated")
+    inv = tmp_path / "inv.toml"
+    inv.write_text('[[node]]\nname = "a"\nurl = "unix:///nonexistent/a.sock"\n')
+    # When the operator lists unfinished migrations
+    assert main(["recover", "-i", str(inv)]) == 1
+    out = capsys.readouterr()
+    # Then one line names the unreadable journal and why; nothing claims there are none
+    assert "no unfinished migrations" not in out.out + out.err
+    assert out.err.count("\n") == 1 and "unreadable migration journal" in out.err
+    assert str(bad) in out.err and "not valid JSON" in out.err
