@@ -26,6 +26,7 @@ from console.engine.errors import (
     ProtocolError,
     UnsupportedVersion,
     api_error,
+    body_text,
 )
 from console.engine.keepalive import KeepAlivePool
 from console.engine.rawstream import LineStream, StreamError, open_line_stream, status_error
@@ -42,15 +43,6 @@ MAX_LINE_SECONDS = 30.0  # a stream line, once begun, must end within this
 def parse_api_version(text: str) -> tuple[int, int]:
     major, _, minor = text.strip().partition(".")
     return int(major), int(minor)
-
-
-def _daemon_message(body: bytes) -> str:
-    with contextlib.suppress(Exception):
-        doc = orjson.loads(body)
-        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-            return doc["message"]
-    text = body[:300].decode("utf-8", errors="replace").strip()
-    return text or "(empty body)"
 
 
 class EngineClient:
@@ -251,7 +243,8 @@ class EngineClient:
             raise ProtocolError(self.name, endpoint, f"unexpected redirect to {resp.headers.get('location', '?')}",
                                 resp.status_code)
         if resp.status_code >= 400:
-            raise api_error(self.name, endpoint, resp.status_code, _daemon_message(data))
+            raise api_error(self.name, endpoint, resp.status_code,
+                            body_text(data, resp.headers.get("content-type")))
         return resp, data
 
     async def get_json(self, path: str, **kw: Any) -> Any:
@@ -266,8 +259,10 @@ class EngineClient:
         except orjson.JSONDecodeError as exc:
             ctype = resp.headers.get("content-type", "")
             if ctype and "json" not in ctype:  # a proxy's or web server's page, not the daemon
-                start = data[:60].decode("utf-8", errors="replace")
-                reason = f"invalid JSON: the answer is {ctype}, starting {start!r}"
+                text = body_text(data, ctype)
+                if not text.endswith("not a Docker API)"):
+                    text = f"({ctype}, not a Docker API): {text[:60]}"
+                reason = f"invalid JSON: the answer is {text}"
             else:
                 reason = f"invalid JSON: {exc}"
             raise ProtocolError(self.name, f"{method} {path}", reason) from exc
@@ -295,7 +290,8 @@ class EngineClient:
                 with contextlib.suppress(Exception):
                     data = await self._read_bounded(resp, endpoint, 64 * 1024)
                 if resp.status_code >= 400:
-                    raise api_error(self.name, endpoint, resp.status_code, _daemon_message(data))
+                    raise api_error(self.name, endpoint, resp.status_code,
+                            body_text(data, resp.headers.get("content-type")))
                 raise ProtocolError(self.name, endpoint, "unexpected redirect", resp.status_code)
             yield resp
         except EngineError:
@@ -427,7 +423,8 @@ class EngineClient:
             raise ProtocolError(self.name, "GET /_ping", f"unexpected redirect to {resp.headers.get('location', '?')}",
                                 resp.status_code)
         if resp.status_code != 200:
-            raise api_error(self.name, "GET /_ping", resp.status_code, _daemon_message(body))
+            raise api_error(self.name, "GET /_ping", resp.status_code,
+                            body_text(body, resp.headers.get("content-type")))
         header = resp.headers.get("API-Version")
         if not header:
             raise ProtocolError(self.name, "GET /_ping", "no API-Version header: not a Docker Engine API")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
+
+MAX_BODY_TEXT = 200  # characters of a non-JSON error body kept in a message
+
 
 class EngineError(Exception):
     """Base for everything that can go wrong talking to one node."""
@@ -59,3 +63,24 @@ class Conflict(APIError):
 def api_error(node: str, endpoint: str, status: int, message: str) -> APIError:
     cls = NotFound if status == 404 else Conflict if status == 409 else APIError
     return cls(node, endpoint, message, status)
+
+
+def body_text(body: bytes, content_type: str | None = None) -> str:
+    """One line for an HTTP error body: the daemon's JSON `message`, else the first line of a plain
+    text body, and for a markup page (a web server or proxy, not a Docker API) only its content type:
+    a whole HTML page must never land in a node's state column."""
+    try:
+        doc = orjson.loads(body)
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+            return " ".join(doc["message"].split()) or "(empty message)"
+    except orjson.JSONDecodeError:
+        pass
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    head = body[:512].lstrip().lower()
+    if "html" in ctype or "xml" in ctype or head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        return f"({ctype or 'text/html'}, not a Docker API)"
+    text = body[:4096].decode("utf-8", errors="replace").strip()
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not line:
+        return "(empty body)"
+    return line if len(line) <= MAX_BODY_TEXT else line[: MAX_BODY_TEXT - 1] + "…"

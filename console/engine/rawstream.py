@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from console.engine.errors import body_text
 from console.engine.transport import Endpoint
 
 MAX_LINE = 4 * 1024 * 1024
@@ -267,15 +268,7 @@ def split_head(head: bytes) -> tuple[str, int, list[tuple[str, str]]]:
 
 
 def status_error(status: int, body: bytes) -> StreamError:
-    message = None
-    try:
-        doc = orjson.loads(body)
-        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-            message = doc["message"]
-    except orjson.JSONDecodeError:
-        pass
-    if message is None:
-        message = body[:200].decode("utf-8", "replace").strip() or "no body"
+    message = body_text(body) if body.strip() else "no body"
     return StreamError(f"HTTP {status}: {message}", status, message)
 
 

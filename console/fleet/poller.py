@@ -204,8 +204,13 @@ class NodeWatcher:
     def _ok(self) -> None:
         self.last_ok = time.time()
 
+    def _own(self, text: str) -> str:
+        """An error as this node's row shows it: without the node's own name in front (the row, the
+        alert and the JSON object already name it; "sim-03 down: sim-03: ..." says it twice)."""
+        return text.removeprefix(f"{self.name}: ")
+
     def _partial(self, source: str, text: str) -> None:
-        self.partial_errors[source] = (time.time(), text)
+        self.partial_errors[source] = (time.time(), self._own(text))
         self._reassess()
 
     def _clear_partial(self, source: str) -> None:
@@ -227,7 +232,7 @@ class NodeWatcher:
         self.on_change()
 
     def _mark_down(self, err: EngineError | str) -> None:
-        text = str(err)
+        text = self._own(str(err))
         was = self.state
         self.state = NodeState.DOWN
         self.error = text

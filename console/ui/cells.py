@@ -113,9 +113,11 @@ def badge(c: ContainerSnapshot) -> Cell:
         return Cell(c.busy[:3].upper(), "badge-busy")
     if c.isolated:
         return Cell("ISO", "badge-iso")
-    if c.oom_killed:
+    # Badges follow the current state: an OOM kill or a health verdict of an earlier run is history
+    # (detail shows it), not a badge on a container that has run since or no longer runs.
+    if c.oom_killed and not c.running:
         return Cell("OOM", "bad")
-    if c.health == "unhealthy":
+    if c.health == "unhealthy" and c.running:
         return Cell("UNH", "bad")
     return Cell("")
 
