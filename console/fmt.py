@@ -2,6 +2,51 @@
 
 from __future__ import annotations
 
+import re
+
+# What must never reach a terminal raw from an engine: C0 and C1 controls and DEL (ESC starts
+# sequences that clear the screen or set the title, CR and BS overwrite, BEL rings), and the
+# bidi marks, embeddings, overrides and isolates that reorder what is drawn after them.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(m: re.Match[str]) -> str:
+    ch = m.group()
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` as it may reach a terminal: every control character and bidi override shown escaped
+    (``\\x1b``, ``\\u202e``, ``\\n``), the way Python's repr shows them; ``keep`` names the few (say
+    ``"\\n"``) that are the caller's own layout. Idempotent, and free for plain text (one C-level check).
+
+    Every string an engine supplies (names, labels, image, command, env, log lines, error bodies)
+    passes through here on its way to a screen; JSON output uses ``json_safe`` instead.
+    """
+    if text.isprintable():  # every character _UNSAFE matches is non-printable: nothing to do
+        return text
+    if keep:
+        return _UNSAFE.sub(lambda m: m.group() if m.group() in keep else _escaped(m), text)
+    return _UNSAFE.sub(_escaped, text)
+
+
+def json_safe(json_text: str) -> str:
+    """JSON text with the same characters as JSON escapes (``\\u001b``, ``\\u202e``): the data stays exact.
+
+    Such characters can only stand inside JSON strings (the serialisers escape C0 there but pass
+    C1, DEL and bidi marks raw), so rewriting them anywhere in the text is safe; newlines between
+    values are kept.
+    """
+    if json_text.isprintable():
+        return json_text
+    return _UNSAFE.sub(lambda m: "\n" if m.group() == "\n" else f"\\u{ord(m.group()):04x}", json_text)
+
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
@@ -39,8 +84,9 @@ def duration(seconds: float | None) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
-    """A plain aligned text table for the headless commands."""
+    """A plain aligned text table for the headless commands; cells are shown ``printable``."""
     right = right or set()
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

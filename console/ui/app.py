@@ -17,19 +17,20 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from rich.markup import escape
 from textual import work
 from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 
 from console.config import AlertThresholds, ConfigError, Inventory
+from console.fmt import printable
 from console.fleet.alerts import Alert, derive_alerts
 from console.fleet.model import ContainerSnapshot, FleetSnapshot, NodeSnapshot, TenantSnapshot
 from console.ui import commandline, operations, registry, themes
 from console.ui.cells import Context
 from console.ui.collector import Collector
 from console.ui.io import EngineIO
+from console.ui.markup import escape
 from console.ui.screens.alerts import AlertsScreen
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.detail import DetailScreen
@@ -257,7 +258,7 @@ class BerthApp(App[int]):
         self.last_activity = text
         if self.fleet.is_mounted:
             line = self.fleet.query_one("#activity")
-            line.update(text)  # type: ignore[attr-defined]
+            line.update(printable(text))  # type: ignore[attr-defined]  # a plain Static: no markup
             line.display = bool(text)
             line.set_class(error, "-error")
             line.set_class(ok, "-ok")
@@ -400,19 +401,21 @@ class BerthApp(App[int]):
     # -- palette -------------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Titles and help are Textual markup to the palette: every one is escaped (a `[/]` in the
+        `/` key's help, or a tenant named `[b]`, would crash it or vanish)."""
         for c in registry.COMMANDS:
             if c.id == "palette":
                 continue
-            yield SystemCommand(c.label if c.group != "Act" else f"{c.label} (action)",
-                                f"{c.help}  [{c.key_text}]", partial(self.run_action, c.action))
+            yield SystemCommand(escape(c.label if c.group != "Act" else f"{c.label} (action)"),
+                                escape(f"{c.help}  [{c.key_text}]"), partial(self.run_action, c.action))
         for name in self.theme_names():
-            yield SystemCommand(f"Theme: {name}", "Switch the colour theme", partial(self.set_theme, name))
+            yield SystemCommand(escape(f"Theme: {name}"), "Switch the colour theme", partial(self.set_theme, name))
         if self.snapshot is not None:
             for n in self.snapshot.nodes:
-                yield SystemCommand(f"Node: {n.name}", f"Containers on {n.name} ({n.state.value})",
+                yield SystemCommand(escape(f"Node: {n.name}"), escape(f"Containers on {n.name} ({n.state.value})"),
                                     partial(self.run_command_line, f"node {n.name}"))
             for t in self.snapshot.tenants:
-                yield SystemCommand(f"Tenant: {t.name}", f"Containers of tenant {t.name}",
+                yield SystemCommand(escape(f"Tenant: {t.name}"), escape(f"Containers of tenant {t.name}"),
                                     partial(self.run_command_line, f"tenant {t.name}"))
         yield from super().get_system_commands(screen)
 

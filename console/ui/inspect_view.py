@@ -7,6 +7,8 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
+from console.fmt import printable
+
 MASK = "••••••"
 _SECRET_KEY = re.compile(
     r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth|"
@@ -139,6 +141,12 @@ class FrameDecoder:
             out.append((stream, line.rstrip(b"\r").decode("utf-8", "replace")))
         if rest:
             self._partial[stream] = rest
+
+
+def log_line(line: str) -> str:
+    """A container's log line as the logs view shows (and searches) it: tabs laid out, control
+    characters and bidi overrides escaped (a log line can hold any bytes the process wrote)."""
+    return printable(line.expandtabs(8))
 
 
 def matching(lines: Iterable[str], needle: str) -> list[int]:

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from console.fmt import printable
+from console.ui.markup import escape
 from console.ui.widgets.footer import StableFooter
 
 COLUMNS = ("at", "who", "action", "target", "result", "duration", "error")
 
 
-def audit_cells(r: dict[str, Any]) -> tuple[str, ...]:
-    """One console.actions.AuditLog.read() entry as table cells."""
+def audit_cells(r: dict[str, Any]) -> tuple[Text, ...]:
+    """One console.actions.AuditLog.read() entry as table cells: plain Text, since a DataTable
+    reads a str cell as Rich markup, and records carry engine names and error text."""
     target = r.get("target") or {}
     where = target.get("node", "") + ("/" + target["name"] if target.get("id") and target.get("name") else "")
     ok = r.get("ok")
     result = "running" if ok is None else "ok" if ok else "FAILED"
     duration = r.get("duration")
-    return (str(r.get("at") or ""), str(r.get("who") or ""), str(r.get("action") or ""), where, result,
-            f"{duration:.1f}s" if isinstance(duration, int | float) else "", str(r.get("error") or ""))
+    cells = (str(r.get("at") or ""), str(r.get("who") or ""), str(r.get("action") or ""), where, result,
+             f"{duration:.1f}s" if isinstance(duration, int | float) else "", str(r.get("error") or ""))
+    return tuple(Text(printable(cell), no_wrap=True, end="") for cell in cells)
 
 
 class AuditScreen(Screen[None]):

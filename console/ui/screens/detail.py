@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -16,6 +15,7 @@ from console import fmt
 from console.fleet.model import ContainerSnapshot, FleetSnapshot
 from console.ui.cells import Context, container_state, short_size
 from console.ui.inspect_view import inspect_sections
+from console.ui.markup import escape
 from console.ui.widgets.footer import StableFooter
 from console.ui.widgets.header import FleetHeader
 

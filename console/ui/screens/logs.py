@@ -7,7 +7,6 @@ import time
 from collections import deque
 from typing import ClassVar
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,8 +15,9 @@ from textual.screen import Screen
 from textual.widgets import Input, Log, Static
 
 from console.fleet.model import ContainerSnapshot
-from console.ui.inspect_view import FrameDecoder
+from console.ui.inspect_view import FrameDecoder, log_line
 from console.ui.io import log_chunks
+from console.ui.markup import escape
 from console.ui.widgets.footer import StableFooter
 
 MAX_LINES = 20_000
@@ -115,7 +115,7 @@ class LogsScreen(Screen[None]):
 
     def on_logs_screen_lines(self, message: Lines) -> None:
         log = self.query_one(LogView)
-        new = [line for _, line in message.lines]
+        new = [log_line(line) for _, line in message.lines]
         self.buffer.extend(new)
         shown = [line for line in new if self.needle.lower() in line.lower()] if self.needle else new
         if shown:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from rich.markup import escape
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -18,7 +17,9 @@ from textual.widgets import Digits, Label, Static
 
 from console.fleet.alerts import Alert, Severity
 from console.fleet.model import FleetSnapshot
+from console.fmt import printable
 from console.ui.cells import short_size
+from console.ui.markup import escape
 
 SEVERITY_MARK = {Severity.CRITICAL: "✖", Severity.WARNING: "▲", Severity.INFO: "●"}
 SEVERITY_STYLE = {Severity.CRITICAL: "$alert-critical", Severity.WARNING: "$alert-warning",
@@ -63,9 +64,11 @@ class OneLine(Static):
     _shown: str | None = None
 
     def set(self, markup: str) -> None:
+        """Markup when the line renders markup (outside strings in it went through escape()),
+        plain text otherwise: then it is shown printable here."""
         if markup != self._shown:
             self._shown = markup
-            self.update(markup, layout=False)
+            self.update(markup if self._render_markup else printable(markup), layout=False)
 
 
 class FleetHeader(OneLine):

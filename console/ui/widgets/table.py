@@ -26,6 +26,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from console.fmt import printable
 from console.ui.cells import Cell, Context
 from console.ui.columns import GAP, Column, Placed, clip, fit
 
@@ -233,7 +234,7 @@ class VirtualTable(ScrollView, can_focus=True):
         index = int(self.scroll_y) + y - 1
         if index >= len(self.rows):
             if index == 0 and not self.rows:
-                text = clip(f"  {self.empty_text}", width)
+                text = clip(printable(f"  {self.empty_text}"), width)
                 return Strip([Segment(text, base + self._style("empty"))], width)
             return Strip.blank(width, base)
         row = self.rows[index]
@@ -258,7 +259,8 @@ class VirtualTable(ScrollView, can_focus=True):
         last = len(placed) - 1
         for i, p in enumerate(placed):
             text, style_name = cell(row, p.column.key, ctx, p.width)
-            segments.append(Segment(clip(text, p.width, p.column.align), combo(base, mode, style_name)))
+            # engine text (names, tenants, images, errors) never reaches the terminal raw
+            segments.append(Segment(clip(printable(text), p.width, p.column.align), combo(base, mode, style_name)))
             if i < last:
                 segments.append(gap)
         return Strip(segments).adjust_cell_length(width, row_style)
