@@ -163,7 +163,7 @@ async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
             print(f"{result.message} [{time.monotonic() - started:.1f}s, audit {result.audit_id}]")
             return EXIT_OK
         _err(f"{result.message} (audit {result.audit_id})")
-        return EXIT_FAILED
+        return EXIT_REFUSED if result.refused else EXIT_FAILED
     except ReadOnlyError as exc:
         _err(str(exc))
         return EXIT_REFUSED
@@ -218,7 +218,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for e in entries:
         t = e.get("target") or {}
         where = t.get("node", "?") if not t.get("id") else f"{t.get('node')}/{t.get('name')}"
-        status = "running" if e.get("ok") is None else ("ok" if e.get("ok") else "FAILED")
+        status = "running" if e.get("ok") is None else ("ok" if e.get("ok") else (
+            "refused" if (e.get("details") or {}).get("refused") else "FAILED"))
         dur = f"{e['duration']:.1f}s" if isinstance(e.get("duration"), int | float) else "-"
         down = (e.get("details") or {}).get("downtime")
         extra = f" downtime {down:.2f}s" if isinstance(down, int | float) else ""

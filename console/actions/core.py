@@ -39,6 +39,7 @@ from console.actions.types import (
     Plan,
     Progress,
     ReadOnlyError,
+    Refused,
     Result,
     Target,
 )
@@ -521,9 +522,12 @@ class Actions:
         _AUDIT_ID.set(audit_id)
         details: dict[str, Any] = {}
         downtime: float | None = None
+        refused = False
         try:
             handler = getattr(self, f"_run_{plan.action}", None) or self._run_simple
             ok, message, downtime, details = await handler(plan, emit, count, phases)
+        except Refused as exc:
+            ok, message, refused, details = False, exc.message, True, {"refused": True}
         except (ActionError, EngineError, RuntimeError) as exc:
             ok, message = False, f"{plan.action} {plan.target.label} failed: {_short(str(exc))}"
         except Exception as exc:
@@ -535,12 +539,15 @@ class Actions:
         self.audit.end(audit_id, ok, phases, None if ok else message, duration,
                        {**details, **({"downtime": round(downtime, 3)} if downtime is not None else {})})
         emit("done", message)
-        return Result(ok, message, audit_id, downtime, details)
+        return Result(ok, message, audit_id, downtime, details, refused)
 
     async def _locked(self, plan: Plan, client: EngineClient, doc: dict[str, Any]) -> NodeLock:
         lock = NodeLock(client, plan.target.id)
-        await lock.acquire(doc, plan.action, self.user, break_stale=bool(plan.params.get("break_stale")),
-                           stale_after=float(plan.params.get("stale_after") or STALE_AFTER))
+        try:
+            await lock.acquire(doc, plan.action, self.user, break_stale=bool(plan.params.get("break_stale")),
+                               stale_after=float(plan.params.get("stale_after") or STALE_AFTER))
+        except ActionError as exc:  # held by someone else: refused before anything changed, as at plan time
+            raise Refused(f"{plan.action} {plan.target.label} refused: {exc.message}") from None
         return lock
 
     async def _inspect(self, plan: Plan) -> tuple[EngineClient, dict[str, Any]]:
@@ -646,7 +653,7 @@ class Actions:
         except ActionError as exc:
             phases.append({"phase": "plan", "ok": False, "seconds": round(time.monotonic() - t0, 3),
                            "error": exc.message})
-            return False, exc.message, None, {}
+            raise Refused(exc.message) from None
         phases.append({"phase": "plan", "ok": True, "seconds": round(time.monotonic() - t0, 3)})
         audit_id = _AUDIT_ID.get()
         record = MigrationRecord(audit_id=audit_id, who=self.user, started=time.time(), source_node=src.name,
@@ -666,7 +673,7 @@ class Actions:
         except ActionError as exc:
             phases.append({"phase": "lock", "ok": False, "error": exc.message})
             self.journal.remove(audit_id)
-            return False, exc.message, None, {}
+            raise
         record.lock_id = lock.lock_id
         mig = Migration(src, dst, facts, emit=emit, count=count, remove_source=bool(p.get("remove_source")),
                         cleanup_wait=float(p.get("cleanup_wait", 30.0)),

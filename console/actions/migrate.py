@@ -45,6 +45,7 @@ from console.actions.isolation import (
 )
 from console.actions.locks import NodeLock
 from console.actions.placement import Need, NodeLoad, fit_problems, load_node
+from console.actions.sharing import sharing
 from console.actions.tarstream import Entry
 from console.actions.types import ActionError
 from console.engine.client import EngineClient
@@ -111,12 +112,12 @@ async def preflight(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *
     if src.name == dst.name:
         raise ActionError(f"{name} is already on {dst.name}")
     refusal = network_mode_refusal(doc)
-    if refusal:
+    if refusal and not str(host.get("NetworkMode") or "").startswith("container:"):  # that one: shared below
         reasons.append(f"it {refusal}")
     if host.get("Devices") or host.get("DeviceRequests"):
         reasons.append("it uses host devices")
-    if host.get("VolumesFrom"):
-        reasons.append("it mounts volumes from other containers")
+    shared = await sharing(src, doc)
+    reasons.extend(shared.refusals(name))
     if host.get("AutoRemove"):
         reasons.append("it is auto-remove (--rm): stopping it would delete it")
     if state.get("Paused"):
@@ -126,11 +127,13 @@ async def preflight(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *
     volumes: list[VolumeSpec] = []
     for m in doc.get("Mounts") or []:
         if m.get("Type") == "bind":
+            also = shared.bind_note(str(m.get("Source")))
             if allow_bind:
                 warnings.append(f"bind mount {m.get('Source')} -> {m.get('Destination')}: the target's own path is "
-                                f"used, its data is not copied")
+                                f"used, its data is not copied{also}")
             else:
-                reasons.append(f"it bind-mounts host path {m.get('Source')} (use --allow-bind to move it anyway)")
+                reasons.append(f"it bind-mounts host path {m.get('Source')}{also} (use --allow-bind to move it "
+                               f"anyway)")
         elif m.get("Type") == "volume":
             if (m.get("Driver") or "local") != "local":
                 reasons.append(f"volume {m.get('Name')} uses driver {m.get('Driver')}: its data cannot be copied")

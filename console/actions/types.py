@@ -20,6 +20,10 @@ class ActionError(Exception):
         super().__init__(self.message)
 
 
+class Refused(ActionError):
+    """Refused before anything changed (pre-flight, a lock held by someone else): exit status 3, not 1."""
+
+
 class ReadOnlyError(ActionError):
     """The console runs read-only: every mutating action is refused."""
 
@@ -76,3 +80,4 @@ class Result:
     audit_id: str
     downtime: float | None = None  # seconds, migrate only: source stopped -> target running (healthy)
     details: Mapping[str, Any] = field(default_factory=dict)
+    refused: bool = False  # not ok, and nothing changed: found at execution (the plan was older than the facts)

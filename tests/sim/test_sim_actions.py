@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from console.actions import Actions, AuditLog
+from console.actions import ActionError, Actions, AuditLog
 from console.config import Inventory, load_inventory
 from console.sim.fleet import SimFleet
 
@@ -131,6 +131,21 @@ async def test_migrate_moves_image_volume_data_and_writable_layer(pair: SimFleet
     assert source["HostConfig"]["RestartPolicy"]["Name"] == "no"
     [entry] = actions.audit.read()
     assert entry["ok"] and any("not replayed (storage driver vfs)" in w for w in entry["details"]["warnings"])
+
+
+async def test_migrate_of_a_volume_another_container_mounts_is_refused_on_the_sim_too(pair: SimFleet,
+                                                                                    actions: Actions) -> None:
+    # The sim answers the listing and inspects pre-flight reads as dockerd does: the other mounter is seen.
+    src = _http(pair, N1)
+    one = _run(src, "pair-a", "berth/busybox:test", Binds=["pairdata:/data"])
+    two = _run(src, "pair-b", "berth/busybox:test", Binds=["pairdata:/srv"])
+    try:
+        with pytest.raises(ActionError, match=r"volume pairdata is also mounted by pair-b \(running\) on sim-01"):
+            await actions.plan("migrate", f"{N1}/pair-a", to=N2)
+    finally:
+        for cid in (one, two):
+            src.delete(f"{A}/containers/{cid}", params={"force": "1"})
+        src.delete(f"{A}/volumes/pairdata")
 
 
 async def test_restart_reaches_the_simulated_daemon(pair: SimFleet, actions: Actions) -> None:

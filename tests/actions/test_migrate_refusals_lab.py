@@ -1,0 +1,161 @@
+"""Migrate refuses what it would split, on real dockerd nodes: a volume other containers mount, a host path
+others bind, a namespace others join or that it joins, volumes taken from another container; a lock taken
+by another console between the plan and the go-ahead. Each refusal is one line naming the others, exit
+status 3, and leaves both nodes exactly as they were."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from action_helpers import dk, run
+from dockerlab import BUSYBOX_REF, Lab
+
+from console.actions import ActionError, Actions, AuditLog
+
+pytestmark = pytest.mark.lab
+N1, N2 = "lab-n1", "lab-n2"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def nodes_state(lab: Lab) -> dict[str, Any]:
+    """Everything a migration could change on either node: containers (state, restart policy), volumes,
+    networks, images and their tags."""
+    out: dict[str, Any] = {}
+    for node in (N1, N2):
+        client = dk(lab, node)
+        out[node] = {
+            "containers": sorted((c.name, c.status, c.attrs["HostConfig"]["RestartPolicy"]["Name"])
+                                 for c in client.containers.list(all=True)),
+            "volumes": sorted(v.name for v in client.volumes.list()),
+            "networks": sorted(n.name for n in client.networks.list()),
+            "images": sorted((i.id, tuple(sorted(i.tags))) for i in client.images.list()),
+        }
+    return out
+
+
+def assert_refused_cleanly(lab: Lab, before: dict[str, Any], audit: AuditLog, tmp_path: Path) -> dict[str, Any]:
+    """Nothing changed on either node (no target side, no lock), no journal, and the audit says refused."""
+    assert nodes_state(lab) == before
+    assert not [c for n in (N1, N2) for c in dk(lab, n).containers.list(all=True) if c.name.startswith("berth-")]
+    assert not list((tmp_path / "migrations").glob("*.json"))
+    [entry] = audit.read()
+    assert entry["action"] == "migrate" and entry["ok"] is False and entry["details"].get("refused") is True
+    assert entry["ended_at"] and [p["phase"] for p in entry["phases"]] == ["plan"]
+    return entry
+
+
+def berth(*args: str, inventory: Path, state: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    return subprocess.run([sys.executable, "-m", "console", *args, "-i", str(inventory)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, timeout=240, check=False)
+
+
+# -- item 4: a volume shared with other containers -------------------------------------------------------
+
+async def test_a_volume_other_containers_mount_is_refused_naming_them(lab: Lab, actions: Actions,
+                                                                      tmp_path: Path) -> None:
+    # Given w1 and w2 running with the same named volume, and w3 created (never started) with it too
+    run(lab, N1, "w1", volumes={"shared": {"bind": "/data", "mode": "rw"}})
+    run(lab, N1, "w2", volumes={"shared": {"bind": "/data", "mode": "rw"}})
+    dk(lab, N1).containers.create(BUSYBOX_REF, ["sleep", "1000"], name="w3", network_mode="none",
+                                  volumes={"shared": {"bind": "/mnt", "mode": "ro"}})
+    before = nodes_state(lab)
+    # When w1 is planned to move alone
+    with pytest.raises(ActionError) as err:
+        await actions.plan("migrate", "w1", to=N2)
+    # Then one line names the volume and every other mounter, running or not
+    text = str(err.value)
+    assert "\n" not in text
+    assert "volume shared is also mounted by" in text and "w2 (running)" in text and "w3 (created)" in text
+    assert f"on {N1}" in text and "diverging" in text
+    assert nodes_state(lab) == before
+    # And the command line says the same on one line, exit status 3
+    inv = lab.write_inventory(tmp_path / "inv.toml")
+    cli = berth("migrate", "w1", "--to", N2, "--yes", inventory=inv, state=tmp_path / "cli")
+    assert cli.returncode == 3, cli.stderr
+    assert cli.stderr.count("\n") == 1 and "w2 (running)" in cli.stderr and "w3 (created)" in cli.stderr
+    assert nodes_state(lab) == before
+
+
+async def test_a_mounter_that_appears_after_the_plan_is_refused_at_execution(
+        lab: Lab, actions: Actions, audit: AuditLog, tmp_path: Path) -> None:
+    # Given a plan made while w1 was the volume's only user
+    run(lab, N1, "w1", volumes={"shared": {"bind": "/data", "mode": "rw"}})
+    plan = await actions.plan("migrate", "w1", to=N2)
+    assert any(line == "volumes: shared:/data" for line in plan.summary)
+    # When a second container mounts the volume before the operator's go-ahead
+    run(lab, N1, "w2", volumes={"shared": {"bind": "/data", "mode": "rw"}})
+    before = nodes_state(lab)
+    result = await actions.execute(plan)
+    # Then the move is refused, nothing changed, and the audit record says refused
+    assert not result.ok and result.refused
+    assert "volume shared is also mounted by w2 (running)" in result.message
+    entry = assert_refused_cleanly(lab, before, audit, tmp_path)
+    assert "w2 (running)" in entry["error"]
+    assert dk(lab, N1).containers.get("w1").status == "running"
+
+
+async def test_host_paths_bound_by_others_are_named_in_the_refusal_and_in_the_plan(
+        lab: Lab, actions: Actions, tmp_path: Path) -> None:
+    shared = tmp_path / "srv"
+    (shared / "sub").mkdir(parents=True)
+    run(lab, N1, "b1", volumes={str(shared): {"bind": "/srv", "mode": "rw"}})
+    run(lab, N1, "b2", volumes={str(shared / "sub"): {"bind": "/sub", "mode": "ro"}})
+    with pytest.raises(ActionError) as err:
+        await actions.plan("migrate", "b1", to=N2)
+    assert f"bind-mounts host path {shared}, also bind-mounted by b2 (running)" in str(err.value)
+    plan = await actions.plan("migrate", "b1", to=N2, allow_bind=True)
+    [warning] = [line for line in plan.summary if line.startswith("warning: bind mount")]
+    assert "also bind-mounted by b2 (running)" in warning
+
+
+# -- item 5: namespaces and volumes others take from it, or it takes from others ---------------------------
+
+async def test_a_container_whose_namespaces_others_join_is_refused_naming_them(
+        lab: Lab, actions: Actions, tmp_path: Path) -> None:
+    # Given base, whose network side joins, whose PID and IPC namespaces pidder joins, whose volumes vf takes
+    run(lab, N1, "base", ipc_mode="shareable", volumes={"basedata": {"bind": "/data", "mode": "rw"}})
+    run(lab, N1, "side", network_mode="container:base")
+    run(lab, N1, "pidder", pid_mode="container:base", ipc_mode="container:base")
+    dk(lab, N1).containers.create(BUSYBOX_REF, ["sleep", "1000"], name="vf", network_mode="none",
+                                  volumes_from=["base:ro"])
+    before = nodes_state(lab)
+    # When base is planned to move
+    with pytest.raises(ActionError) as err:
+        await actions.plan("migrate", "base", to=N2)
+    text = str(err.value)
+    # Then one line names each dependant and what it takes
+    assert "\n" not in text
+    assert ("pidder (running) joins its PID and IPC namespaces, side (running) joins its network namespace, "
+            "vf (created) mounts its volumes (--volumes-from) on lab-n1: moving base alone would cut them off") in text
+    assert "volume basedata is also mounted by vf (created) on lab-n1" in text
+    # And the dependants cannot move without it either
+    with pytest.raises(ActionError, match=r"it joins the network namespace of base \(running\) on lab-n1: it "
+                                          r"cannot run on another node without base"):
+        await actions.plan("migrate", "side", to=N2)
+    with pytest.raises(ActionError, match=r"it joins the PID and IPC namespaces of base \(running\)"):
+        await actions.plan("migrate", "pidder", to=N2)
+    with pytest.raises(ActionError, match=r"it mounts the volumes of base \(running\) \(--volumes-from\)"):
+        await actions.plan("migrate", "vf", to=N2)
+    assert nodes_state(lab) == before
+
+
+async def test_a_namespace_joiner_that_appears_after_the_plan_is_refused_and_keeps_its_network(
+        lab: Lab, actions: Actions, audit: AuditLog, tmp_path: Path) -> None:
+    dk(lab, N1).networks.create("app", driver="bridge")
+    run(lab, N1, "base", network="app")
+    plan = await actions.plan("migrate", "base", to=N2)
+    side = run(lab, N1, "side", network_mode="container:base")
+    before = nodes_state(lab)
+    result = await actions.execute(plan)
+    assert not result.ok and result.refused
+    assert "side (running) joins its network namespace on lab-n1: moving base alone would cut it off" in result.message
+    assert_refused_cleanly(lab, before, audit, tmp_path)
+    # side still has base's network, not only lo
+    out = side.exec_run(["ip", "-o", "addr"]).output.decode()
+    assert "eth0" in out, out
