@@ -101,6 +101,8 @@ def derive_alerts(snapshot: FleetSnapshot, thresholds: Thresholds, now: float) -
                              f"{n.name} memory limits {d.mem_committed:.1f}x RAM "
                              f"(> {thresholds.mem_committed:g}x)"))
     for c in snapshot.containers:
+        if c.stale:
+            continue  # on a down node: its last known state is not news (the node-down alert is)
         where = f"{c.name} on {c.node}"
         if c.oom_killed and c.state != "running":
             out.append(Alert(Severity.CRITICAL, "oom-killed", "container", c.id,

@@ -62,7 +62,10 @@ def tenants(
     acc: dict[str, dict] = {}
     for c in containers:
         t = acc.setdefault(c.tenant, {"containers": 0, "running": 0, "nodes": set(), "cpu": 0.0, "mem": 0,
-                                       "top": None, "top_cpu": -1.0})
+                                       "top": None, "top_cpu": -1.0, "stale": 0})
+        if c.stale:  # on a down node: unknown now, counted apart from the live figures
+            t["stale"] += 1
+            continue
         t["containers"] += 1
         if not c.running:
             continue
@@ -74,14 +77,14 @@ def tenants(
             t["top"], t["top_cpu"] = c.name, c.cpu_cores
     for name in quotas:
         acc.setdefault(name, {"containers": 0, "running": 0, "nodes": set(), "cpu": 0.0, "mem": 0,
-                              "top": None, "top_cpu": -1.0})
+                              "top": None, "top_cpu": -1.0, "stale": 0})
     out = []
     for name, t in acc.items():
         cpu_q, mem_q = quotas.get(name, (None, None))
         out.append(TenantSnapshot(
             name=name, containers=t["containers"], running=t["running"], nodes=tuple(sorted(t["nodes"])),
             cpu_cores_used=t["cpu"], mem_used=t["mem"], cpu_quota=cpu_q, mem_quota=mem_q,
-            top_container=t["top"],
+            top_container=t["top"], stale_containers=t["stale"],
         ))
     out.sort(key=lambda t: (-t.cpu_cores_used, t.name))
     return tuple(out)

@@ -44,10 +44,18 @@ class ContainerSnapshot:
     isolated: bool = False
     busy: str | None = None  # action in progress on this container (e.g. "migrating")
     sampled_at: float | None = None  # unix seconds of the newest stats sample
+    # Its node is down: state and figures are the last known, not live. Readers show them as
+    # unknown and keep them out of live totals; `data_age` on the node says how old they are.
+    stale: bool = False
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def live_running(self) -> bool:
+        """Running, as far as a live node says: a stale container counts as unknown, not running."""
+        return self.state == "running" and not self.stale
 
     @property
     def short_id(self) -> str:
@@ -120,6 +128,11 @@ class NodeSnapshot:
     def up(self) -> bool:
         return self.state is NodeState.UP
 
+    @property
+    def live(self) -> bool:
+        """Its figures are current: reachable (up or degraded). A down node's are the last known."""
+        return self.state in (NodeState.UP, NodeState.DEGRADED)
+
 
 @dataclass(frozen=True, slots=True)
 class TenantSnapshot:
@@ -132,6 +145,7 @@ class TenantSnapshot:
     cpu_quota: float | None  # cores
     mem_quota: int | None  # bytes
     top_container: str | None  # name of the container using most CPU
+    stale_containers: int = 0  # on down nodes: not in the figures above (their state is unknown)
 
     @property
     def cpu_quota_use(self) -> float | None:
@@ -180,14 +194,24 @@ class FleetSnapshot:
 
     @property
     def running(self) -> int:
-        return sum(1 for c in self.containers if c.running)
+        """Running containers on live nodes; those on down nodes are counted in `stale_containers`."""
+        return sum(1 for c in self.containers if c.live_running)
+
+    @property
+    def live_containers(self) -> int:
+        return sum(1 for c in self.containers if not c.stale)
+
+    @property
+    def stale_containers(self) -> int:
+        """Containers on down nodes: last known, state unknown now."""
+        return sum(1 for c in self.containers if c.stale)
 
     @property
     def cpu_density(self) -> float:
-        cpus = sum(n.cpus for n in self.nodes if n.up)
-        return sum(n.density.cpu_cores_used for n in self.nodes if n.up) / cpus if cpus else 0.0
+        cpus = sum(n.cpus for n in self.nodes if n.live)
+        return sum(n.density.cpu_cores_used for n in self.nodes if n.live) / cpus if cpus else 0.0
 
     @property
     def mem_density(self) -> float:
-        total = sum(n.mem_total for n in self.nodes if n.up)
-        return sum(n.density.mem_used for n in self.nodes if n.up) / total if total else 0.0
+        total = sum(n.mem_total for n in self.nodes if n.live)
+        return sum(n.density.mem_used for n in self.nodes if n.live) / total if total else 0.0

@@ -127,7 +127,7 @@ class ContainerState:
         self._snap = None
 
     def snapshot(self, fresh: bool) -> ContainerSnapshot:
-        """Cached until something changes; `fresh=False` (node down) hides live figures as unknown."""
+        """Cached until something changes; `fresh=False` (node down): the last known, marked stale."""
         if self._snap is None:
             self._snap = ContainerSnapshot(
                 id=self.id, name=self.name, node=self.node, tenant=self.tenant, image=self.image,
@@ -138,8 +138,8 @@ class ContainerState:
                 health=self.health, labels=tuple(sorted(self.labels.items())), oom_killed=self.oom_killed,
                 exit_code=self.exit_code, isolated=self.isolated, busy=self.busy, sampled_at=self.sampled_at,
             )
-        if not fresh and (self._snap.cpu_percent is not None or self._snap.mem_used is not None):
-            return replace(self._snap, cpu_percent=None, mem_used=None)
+        if not fresh:
+            return replace(self._snap, stale=True)
         return self._snap
 
 

@@ -189,13 +189,13 @@ class BerthApp(App[int]):
         th = self.thresholds
         snap = self.snapshot
         offset = max(0.0, now - snap.taken_at) if snap is not None else 0.0
-        stale = frozenset(
-            n.name for n in (snap.nodes if snap is not None else ())
-            if not n.up or (n.data_age is not None and n.data_age + offset > th.stale_after)
-        )
+        nodes = snap.nodes if snap is not None else ()
+        old = frozenset(n.name for n in nodes if n.data_age is not None and n.data_age + offset > th.stale_after)
+        stale = old | frozenset(n.name for n in nodes if not n.up)
+        unknown = old | frozenset(n.name for n in nodes if not n.live)
         return Context(now=now, stale_after=th.stale_after, cpu_warn=th.cpu_density, mem_warn=th.mem_density,
                        cpu_commit_warn=th.cpu_committed, mem_commit_warn=th.mem_committed, stale_nodes=stale,
-                       age_offset=offset)
+                       unknown_nodes=unknown, age_offset=offset)
 
     def apply_snapshot(self, snap: FleetSnapshot) -> None:
         """Apply one snapshot to every view in one batch: one repaint per snapshot."""

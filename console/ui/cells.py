@@ -33,7 +33,8 @@ class Context:
     mem_warn: float = 0.9
     cpu_commit_warn: float = 4.0
     mem_commit_warn: float = 1.5
-    stale_nodes: frozenset[str] = frozenset()  # down or stale: figures are not live
+    stale_nodes: frozenset[str] = frozenset()  # not up, or data old: figures wear the stale style
+    unknown_nodes: frozenset[str] = frozenset()  # down, or data older than stale_after: figures are `?`
     age_offset: float = 0.0  # how old the snapshot itself is (now - taken_at): added to every data age
 
 
@@ -123,6 +124,12 @@ def badge(c: ContainerSnapshot) -> Cell:
 
 
 def container_state(c: ContainerSnapshot) -> Cell:
+    if c.stale:  # the node is down: this is the last known state, not the state now
+        return Cell(f"{_live_state(c).text}?", "stale")
+    return _live_state(c)
+
+
+def _live_state(c: ContainerSnapshot) -> Cell:
     if c.state == "running":
         if c.health == "unhealthy":
             return Cell("unhealthy", "bad")
@@ -141,7 +148,8 @@ def container_state(c: ContainerSnapshot) -> Cell:
 
 
 def container_cell(c: ContainerSnapshot, key: str, ctx: Context) -> Cell:
-    stale = c.node in ctx.stale_nodes
+    stale = c.stale or c.node in ctx.stale_nodes
+    unknown = c.stale or c.node in ctx.unknown_nodes  # last known figures: shown as `?`, never as live
     if key == "name":
         return Cell(c.name)
     if key == "badge":
@@ -153,20 +161,24 @@ def container_cell(c: ContainerSnapshot, key: str, ctx: Context) -> Cell:
     if key == "state":
         return container_state(c)
     if key == "cpu":
-        if c.cpu_percent is None:
-            return Cell("?" if stale and c.running else "-", "stale" if stale else "dim")
+        if c.cpu_percent is None or unknown:
+            return Cell("?" if unknown and c.running else "-", "stale" if stale else "dim")
         style = "stale" if stale else level(c.cpu_of_limit, 0.9) if c.cpu_limit else None
         return Cell(f"{c.cpu_percent:.1f}", style)
     if key == "cpu_lim":
+        if unknown and c.cpu_limit:
+            return Cell("?" if c.running else "-", "stale")
         return Cell(fmt.pct(c.cpu_of_limit) if c.cpu_limit else "-", level(c.cpu_of_limit, 0.9) or "dim")
     if key == "mem":
-        if c.mem_used is None:
-            return Cell("?" if stale and c.running else "-", "stale" if stale else "dim")
+        if c.mem_used is None or unknown:
+            return Cell("?" if unknown and c.running else "-", "stale" if stale else "dim")
         ratio = c.mem_used / c.mem_limit if c.mem_limit else None
         return Cell(short_size(c.mem_used), "stale" if stale else level(ratio, 0.9) if ratio else None)
     if key == "mem_lim":
         return Cell(short_size(c.mem_limit) if c.mem_limit else "-", None if c.mem_limit else "dim")
     if key == "uptime":
+        if c.stale and c.running:
+            return Cell("?", "stale")
         if c.running and c.started_at:
             return Cell(fmt.duration(ctx.now - c.started_at))
         return Cell("-", "dim")
@@ -223,12 +235,22 @@ def node_state(n: NodeSnapshot, ctx: Context, width: int = 0) -> Cell:
 def host_cell(n: NodeSnapshot, key: str, ctx: Context, width: int = 0) -> Cell:
     d = n.density
     live = n.up and n.name not in ctx.stale_nodes
+    # A down node's figures are its last known: `?` beside the capacity, and the age column says
+    # how old (the last known stays in `berth status --json`, marked stale).
+    unknown = not n.live or n.name in ctx.unknown_nodes
     if key == "name":
         return Cell(n.name, None if live else "stale")
     if key == "state":
         return node_state(n, ctx, width)
     if key == "run":
+        if unknown and d.containers:
+            return Cell(f"?/{d.containers}", "stale")
         return Cell(f"{d.running}/{d.containers}")
+    if unknown and key in ("cpu", "mem") and (n.cpus if key == "cpu" else n.mem_total):
+        text = f"?/{n.cpus}" if key == "cpu" else f"?/{short_size(n.mem_total)}"
+        return Cell(text.rjust(max(len(text), width)) if width else text, "stale")
+    if unknown and key in ("cpu_commit", "mem_commit", "per_core"):
+        return Cell("?", "stale")
     if key == "cpu":
         if not n.cpus:
             return Cell("-", "dim")
@@ -265,7 +287,7 @@ def host_cell(n: NodeSnapshot, key: str, ctx: Context, width: int = 0) -> Cell:
 
 TENANT_COLUMNS: tuple[Column, ...] = (
     Column("name", "TENANT", 10, 0, grow=6, sort="name"),
-    Column("run", "RUN/ALL", 7, 0, "right"),
+    Column("run", "RUN/ALL", 7, 0, "right", grow=5),
     Column("nodes", "NODES", 5, 1, "right"),
     Column("cpu", "CPU", 6, 0, "right", sort="cpu"),
     Column("mem", "MEM", 7, 0, "right", sort="mem"),
@@ -288,7 +310,9 @@ def tenant_cell(t: TenantSnapshot, key: str, ctx: Context, width: int = 0) -> Ce
     if key == "name":
         return Cell(t.name, "dim" if t.name == "unassigned" else None)
     if key == "run":
-        return Cell(f"{t.running}/{t.containers}")
+        # containers on down nodes are not in the live figures: counted apart, state unknown
+        more = f" +{t.stale_containers}?" if t.stale_containers else ""
+        return Cell(f"{t.running}/{t.containers}{more}", "stale" if more and not t.containers else None)
     if key == "nodes":
         return Cell(str(len(t.nodes)))
     if key == "cpu":

@@ -120,6 +120,9 @@ def _series(seed: int, points: int, base: float, swing: float) -> list[float]:
 
 def build(containers: list[ContainerSnapshot], nodes_spec: tuple = NODES, history_points: int = 120,
           now: float = NOW, seq: int = 1) -> FleetSnapshot:
+    # What the poller publishes for a down node's containers: the last known, marked stale.
+    down = {spec[0] for spec in nodes_spec if spec[3] is NodeState.DOWN}
+    containers = [replace(c, stale=True) if c.node in down and not c.stale else c for c in containers]
     history = HistoryStore(points=max(history_points, 1))
     for i, c in enumerate(containers[:500]):
         if c.cpu_percent is None:

@@ -56,3 +56,30 @@ def test_tenant_sums_equal_the_sum_of_their_containers() -> None:
     assert UNASSIGNED in ts
     # sorted hottest first
     assert [t.name for t in tenants(cs)][0] == "acme"
+
+
+def test_containers_on_a_down_node_are_counted_apart_from_the_live_tenant_figures() -> None:
+    from dataclasses import replace
+
+    cs = [ctr("a", node="n1", cpu=100.0, mem=GiB), replace(ctr("b", node="n2", cpu=300.0, mem=4 * GiB), stale=True),
+          replace(ctr("c", node="n2", tenant="solo"), stale=True)]
+    acme, solo = sorted(tenants(cs), key=lambda t: t.name)
+    assert (acme.running, acme.containers, acme.stale_containers) == (1, 1, 1)
+    assert acme.cpu_cores_used == pytest.approx(1.0) and acme.mem_used == GiB and acme.nodes == ("n1",)
+    assert (solo.running, solo.containers, solo.stale_containers, solo.top_container) == (0, 0, 1, None)
+
+
+def test_fleet_totals_leave_stale_containers_out_and_alerts_ignore_their_last_known_state() -> None:
+    from dataclasses import replace
+
+    from console.config import AlertThresholds
+    from console.fleet.alerts import derive_alerts
+    from console.fleet.model import FleetSnapshot
+
+    oom = replace(ctr("x", node="n2", state="exited", cpu=None, mem=None), oom_killed=True, exit_code=137)
+    cs = (ctr("a"), replace(ctr("b", node="n2"), stale=True), replace(oom, stale=True))
+    snap = FleetSnapshot(taken_at=100.0, seq=1, nodes=(), containers=cs, tenants=tenants(cs))
+    assert (snap.running, snap.live_containers, snap.stale_containers) == (1, 1, 2)
+    assert [a for a in derive_alerts(snap, AlertThresholds(), 100.0) if a.subject_kind == "container"] == []
+    assert [a.kind for a in derive_alerts(replace(snap, containers=(oom,)), AlertThresholds(), 100.0)] == \
+        ["oom-killed"]

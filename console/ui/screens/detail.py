@@ -27,20 +27,28 @@ def facts_markup(c: ContainerSnapshot, ctx: Context, gone: bool = False) -> str:
         badges.append("[reverse $badge-iso] ISOLATED [/]")
     if c.busy:
         badges.append(f"[reverse $badge-busy] {escape(c.busy.upper())} [/]")
-    if c.oom_killed:
+    if c.oom_killed and not c.running:
         badges.append("[reverse $alert-critical] OOM-KILLED [/]")
     if gone:
         badges.append("[reverse $stale] GONE — last known figures [/]")
-    stale = c.node in ctx.stale_nodes
+    if c.stale:
+        badges.append("[reverse $stale] NODE DOWN — last known [/]")
+    stale = c.stale or c.node in ctx.stale_nodes
+    unknown = c.stale or c.node in ctx.unknown_nodes
     cpu = "-" if c.cpu_percent is None else f"{c.cpu_percent:.1f}% of a core"
     if c.cpu_limit:
         cpu += f", {fmt.pct(c.cpu_of_limit)} of its {c.cpu_limit:g}-core limit" if c.cpu_percent is not None \
             else f" (limit {c.cpu_limit:g} cores)"
     mem = short_size(c.mem_used) + (f" of {short_size(c.mem_limit)}" if c.mem_limit else " (no limit)")
-    if stale:
+    if unknown:
+        cpu = f"[$stale]? (last known {cpu}, node {'down' if c.stale else 'data stale'})[/]"
+        mem = f"[$stale]? (last known {mem})[/]"
+    elif stale:
         cpu = f"[$stale]{cpu} (node data stale)[/]"
         mem = f"[$stale]{mem}[/]"
     uptime = fmt.duration(ctx.now - c.started_at) if c.running and c.started_at else "-"
+    if c.stale and c.running:
+        uptime = f"[$stale]? (last known {uptime})[/]"
     rows = [
         ("state", f"{escape(state.text)}  {escape(c.status)}" + ("  " + " ".join(badges) if badges else "")),
         ("node", f"{escape(c.node)}    [$text-muted]tenant[/] {escape(c.tenant)}    [$text-muted]id[/] {c.short_id}"),

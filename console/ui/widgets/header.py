@@ -30,6 +30,15 @@ def density_var(ratio: float, warn: float = 0.9) -> str:
     return "$density-hot" if ratio > warn else "$density-warm" if ratio > warn * 0.8 else "$density-ok"
 
 
+def run_text(snap: FleetSnapshot, width: int) -> str:
+    """Running/all on live nodes; containers on down nodes apart (their state is unknown)."""
+    text = f"run {snap.running}/{snap.live_containers}"
+    unknown = snap.stale_containers
+    if unknown:
+        text += f" [$stale](+{unknown} on down nodes)[/]" if width >= 100 else f" [$stale]+{unknown}?[/]"
+    return text
+
+
 def summary_markup(snap: FleetSnapshot | None, now: float, *, mode: str, stale_after: float,
                    width: int) -> str:
     if snap is None:
@@ -37,18 +46,18 @@ def summary_markup(snap: FleetSnapshot | None, now: float, *, mode: str, stale_a
     age = now - snap.taken_at
     nodes_up, nodes = snap.nodes_up, len(snap.nodes)
     node_style = "$density-ok" if nodes_up == nodes else "$alert-critical"
-    parts = [
-        "[b]berth[/]",
+    parts = ["[b]berth[/]"]
+    if age > stale_after:  # first: at 80 columns nothing may push it off the line
+        parts.append(f"[reverse $stale] DATA {age:.0f}s OLD [/]")
+    parts += [
         f"nodes [{node_style}]{nodes_up}/{nodes}[/]",
-        f"run {snap.running}/{len(snap.containers)}",
+        run_text(snap, width),
         f"cpu [{density_var(snap.cpu_density)}]{snap.cpu_density * 100:.0f}%[/]",
         f"mem [{density_var(snap.mem_density)}]{snap.mem_density * 100:.0f}%[/]",
     ]
     if snap.observer is not None and width >= 70:
         parts.append(f"[$text-muted]self {snap.observer.cpu_percent:.0f}% {short_size(snap.observer.rss)}[/]")
-    if age > stale_after:
-        parts.append(f"[reverse $stale] DATA {age:.0f}s OLD [/]")
-    elif not snap.complete:
+    if age <= stale_after and not snap.complete:
         parts.append("[$text-muted]warming up[/]")
     text = "  ".join(parts) + mode
     if width >= 100:
