@@ -200,14 +200,20 @@ async def preflight(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *
 
 def summary(facts: Facts, src: str, dst: str, tenant: str, remove_source: bool) -> tuple[str, ...]:
     d = facts.doc
+    status = str((d.get("State") or {}).get("Status") or "unknown")
     vols = ", ".join(f"{v.name[:12] if v.anonymous else v.name}:{v.dest}" for v in facts.volumes) or "none"
+    if facts.need.running:
+        effect = ("effect: pre-copy while running, then stop, copy changes, start on the target"
+                  + ("; the source is removed" if remove_source else
+                     "; the stopped source is kept renamed until --finalize"))
+    else:
+        effect = (f"effect: copy it as it is ({status}, nothing to stop), create it on the target, not started"
+                  + ("; the source is removed" if remove_source else "; the source is kept renamed until --finalize"))
     lines = [
-        (f"container: {facts.name} ({d['Id'][:12]}), image {(d.get('Config') or {}).get('Image')}, "
-        f"{(d.get('State') or {}).get('Status')}"),
+        f"container: {facts.name} ({d['Id'][:12]}), image {(d.get('Config') or {}).get('Image')}, {status}",
         f"node: {src} -> {dst}",
         f"tenant: {tenant}",
-        "effect: pre-copy while running, then stop, copy changes, start on the target"
-        + ("; the source is removed" if remove_source else "; the stopped source is kept renamed until --finalize"),
+        effect,
         f"image: {'present on target' if facts.image_present else f'transfer {size(facts.image_size)}'}",
         f"volumes: {vols}",
         f"networks: {', '.join(facts.networks) or 'none'}",

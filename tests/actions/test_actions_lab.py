@@ -282,6 +282,7 @@ async def test_two_concurrent_migrations_of_one_container_one_is_refused(
     assert sorted([r1.ok, r2.ok]) == [False, True]
     loser = r2 if r1.ok else r1
     assert "locked by" in loser.message and "doing migrate" in loser.message
+    assert loser.refused  # nothing changed: the CLI says so with exit status 3, as for the same refusal at plan time
     running = [(n, x.name) for n in (N1, N2, N3) for x in dk(lab, n).containers.list() if x.name == "solo"]
     assert len(running) == 1
     assert not [x for n in (N1, N2, N3) for x in dk(lab, n).containers.list(all=True)

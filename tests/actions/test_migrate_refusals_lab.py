@@ -6,8 +6,10 @@ status 3, and leaves both nodes exactly as they were."""
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +161,83 @@ async def test_a_namespace_joiner_that_appears_after_the_plan_is_refused_and_kee
     # side still has base's network, not only lo
     out = side.exec_run(["ip", "-o", "addr"]).output.decode()
     assert "eth0" in out, out
+
+
+# -- item 9: the lock refusal exits 3 wherever it is found; the plan follows the container's state -------
+
+def _read_until(fd: int, marker: str, proc: subprocess.Popen[bytes]) -> str:
+    """Read a child's output until ``marker`` shows (the child waits for us there, so this cannot race)."""
+    seen = b""
+    while marker.encode() not in seen:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise AssertionError(f"{marker!r} never came (exit {proc.wait()}): {seen.decode(errors='replace')}")
+        seen += chunk
+    return seen.decode()
+
+
+def test_a_lock_taken_between_the_plan_and_the_go_ahead_is_a_refusal_exit_3(lab: Lab, tmp_path: Path) -> None:
+    # Given an operator looking at a migrate plan at the prompt
+    inv = lab.write_inventory(tmp_path / "inv.toml")
+    c = run(lab, N1, "held")
+    master, slave = pty.openpty()
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "cli")}
+    proc = subprocess.Popen([sys.executable, "-m", "console", "migrate", "held", "--to", N2, "-i", str(inv)],
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    os.close(slave)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        shown = _read_until(proc.stdout.fileno(), "Go ahead? [y/N]", proc)
+        assert "effect: pre-copy while running" in shown
+        # When another console takes the container's lock before they say yes
+        dk(lab, N1).containers.create(BUSYBOX_REF, ["x"], name=f"berth-lock-{c.id[:12]}", network_mode="none",
+                                      labels={"berth.role": "lock", "berth.target": c.id, "berth.action": "restart",
+                                              "berth.owner": "other@console", "berth.since": str(time.time())})
+        before = nodes_state(lab)
+        os.write(master, b"y\n")
+        code = proc.wait(timeout=120)
+        err = proc.stderr.read().decode()
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Then it is refused as at plan time: exit 3, one line naming the holder, nothing changed
+    assert code == 3, err
+    assert err.count("\n") == 1 and "cannot migrate held" in err and "locked by other@console doing restart" in err
+    assert nodes_state(lab) == before
+    assert dk(lab, N1).containers.get("held").status == "running"
+    [entry] = AuditLog(tmp_path / "cli" / "berth" / "audit.jsonl").read()
+    assert entry["ok"] is False and entry["details"] == {"refused": True}
+    assert [p["phase"] for p in entry["phases"]] == ["plan"]
+    assert not list((tmp_path / "cli" / "berth" / "migrations").glob("*.json"))
+
+
+async def test_a_lock_found_when_any_action_runs_is_a_refusal(lab: Lab, actions: Actions, audit: AuditLog) -> None:
+    c = run(lab, N1, "busy")
+    plan = await actions.plan("restart", "busy")
+    dk(lab, N1).containers.create(BUSYBOX_REF, ["x"], name=f"berth-lock-{c.id[:12]}", network_mode="none",
+                                  labels={"berth.role": "lock", "berth.target": c.id, "berth.action": "isolate",
+                                          "berth.owner": "other@console", "berth.since": str(time.time())})
+    started = dk(lab, N1).containers.get("busy").attrs["State"]["StartedAt"]
+    result = await actions.execute(plan)
+    assert not result.ok and result.refused
+    assert result.message.startswith("restart lab-n1/busy refused: ") and "locked by other@console" in result.message
+    assert dk(lab, N1).containers.get("busy").attrs["State"]["StartedAt"] == started
+    [entry] = audit.read()
+    assert entry["ok"] is False and entry["details"] == {"refused": True}
+
+
+async def test_the_plan_for_a_container_that_is_not_running_says_nothing_is_stopped(lab: Lab,
+                                                                                     actions: Actions) -> None:
+    dk(lab, N1).containers.create(BUSYBOX_REF, ["sleep", "1000"], name="cold", network_mode="none")
+    done = run(lab, N1, "done")
+    done.stop(timeout=1)
+    for name, status in (("cold", "created"), ("done", "exited")):
+        plan = await actions.plan("migrate", name, to=N2)
+        [effect] = [line for line in plan.summary if line.startswith("effect:")]
+        assert "while running" not in effect and "stopped source" not in effect, effect
+        assert f"({status}, nothing to stop)" in effect and "not started" in effect, effect
+    result = await actions.execute(await actions.plan("migrate", "cold", to=N2))
+    assert result.ok, result.message
+    assert dk(lab, N2).containers.get("cold").status == "created"
