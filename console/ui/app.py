@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.widgets import Input
 
 from console.config import AlertThresholds, ConfigError, Inventory
 from console.fmt import printable
@@ -43,6 +44,8 @@ from console.ui.screens.recovery import RecoveryScreen
 log = logging.getLogger(__name__)
 
 NOC_ROTATE_SECONDS = 15.0
+# Actions that open a one-line input: the keys typed after them belong to that input (see on_event).
+INPUT_OPENERS = frozenset({"filter", "command_line", "search"})
 DANGEROUS = {"stop", "isolate", "migrate", "drain", "cordon"}
 
 
@@ -166,6 +169,37 @@ class BerthApp(App[int]):
         the app is mounted there is no queue to use: on_mount takes the feed's latest instead."""
         if self._accepting:
             self.post_message(SnapshotArrived(snapshot))
+
+    # -- keys ------------------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        """Open an input (`/`, `:`, logs `/`) before the next key is routed.
+
+        Textual routes each key to the focused widget as it arrives and resolves a key's binding
+        later, when the key has bubbled back up; so in a burst (fast typing, a laggy SSH link)
+        the keys after `/` were already on their way to the table, and ran its bindings: `s`
+        stop, `t` theme, `q` quit. Here the binding of an input-opening key runs at once, and
+        the action focuses its input synchronously, so every key after it lands in the input.
+        """
+        if isinstance(event, events.Key) and not event.is_forwarded and self.screen_stack \
+                and not isinstance(self.focused, Input):
+            opener = self._input_opener(event.key)
+            if opener is not None:
+                namespace, action = opener
+                self.app_focus = True
+                if await self.run_action(action, namespace):
+                    return
+        await super().on_event(event)
+
+    def _input_opener(self, key: str) -> tuple[Any, str] | None:
+        """The (namespace, action) the key would run, when that action opens an input."""
+        for namespace, bindings in self.screen._modal_binding_chain:
+            for binding in bindings.key_to_bindings.get(key, ()):
+                name = binding.action.rpartition(".")[2].partition("(")[0]
+                if name in INPUT_OPENERS:
+                    return namespace, binding.action
+                return None  # the first binding for the key wins, as in Textual's own dispatch
+        return None
 
     # -- snapshots -----------------------------------------------------------------
 

@@ -106,6 +106,7 @@ LOCAL_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Filter / command", "esc", "Cancel (filter: clear)"),
     ("Logs", "f", "Follow on/off"),
     ("Logs", "/", "Search: show only matching lines (enter keeps, esc clears)"),
-    ("Dialogs", "y / enter", "Confirm"),
+    ("Dialogs", "y", "Confirm (keys typed before the dialog was drawn are ignored)"),
     ("Dialogs", "n / esc", "Cancel"),
+    ("Dialogs", "tab / enter", "Next button / press the focused one (Cancel has the focus first)"),
 )

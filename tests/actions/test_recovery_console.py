@@ -98,7 +98,8 @@ async def test_console_rolls_back_a_migration_a_killed_berth_left(lab: Lab, tmp_
         # When the console starts and the operator picks roll back and confirms the plan
         await _until(pilot, lambda: isinstance(app.screen, RecoveryScreen), "the recovery dialog")
         await pilot.press("r")
-        await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.drawn_at is not None,
+                     "the confirmation drawn (keys before it are ignored)")
         summary = str(app.screen.query_one("#confirm-summary").render())
         assert "source exited, named web, restart policy no" in summary and "stale lock" in summary
         await pilot.press("y")

@@ -38,7 +38,8 @@ async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
 async def dialog_shown(pilot, app, kind) -> None:
     """The action dialog `kind` on top and drawn. Action flows plan (or rank targets) through the
     EngineIO thread (console/ui/io.py) before they push it, so it comes a hop after the key press."""
-    await until(pilot, lambda: isinstance(app.screen, kind) and app.screen.title_text in screen_text(app),
+    await until(pilot, lambda: isinstance(app.screen, kind) and app.screen.title_text in screen_text(app)
+                and getattr(app.screen, "drawn_at", 0) is not None,
                 f"the {kind.__name__}")
 
 

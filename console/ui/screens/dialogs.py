@@ -7,8 +7,11 @@ reads the live table, so a row moving under the operator's finger changes nothin
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import time
+
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -27,8 +30,35 @@ DIALOG_CSS = """
 """
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    """y / enter confirms, n / esc cancels; the summary comes from the action's plan."""
+# Keys that can answer a dialog "yes": its y binding, and enter / space on a focused button or input.
+ANSWER_KEYS = frozenset({"y", "enter", "space"})
+
+
+class GuardedDialog(ModalScreen[Any]):
+    """A dialog that keys typed before it was drawn cannot answer.
+
+    A burst of keys (fast typing, a laggy link) may still be queued when an action pushes its
+    dialog; an Enter meant for a filter must not confirm a stop. A key's time is when it
+    arrived, so a key older than the dialog's first frame is dropped before any binding sees it.
+    """
+
+    drawn_at: float | None = None
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._drawn)
+
+    def _drawn(self) -> None:
+        self.drawn_at = time.monotonic()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in ANSWER_KEYS and (self.drawn_at is None or event.time < self.drawn_at):
+            event.stop()
+            event.prevent_default()
+
+
+class ConfirmScreen(GuardedDialog):
+    """y confirms, n / esc cancel; Cancel has the focus, so a stray enter cancels. The summary
+    comes from the action's plan."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmScreen")
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -48,13 +78,14 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Label(escape(self.title_text), classes="dialog--title")
             with VerticalScroll(classes="dialog--body"):
                 yield Static("\n".join(escape(line) for line in self.lines), id="confirm-summary")
-            yield Label("y / enter: confirm    n / esc: cancel", classes="dialog--hint")
+            yield Label(f"y: {escape(self.confirm_label.lower())}    n / esc: cancel    tab: next button",
+                        classes="dialog--hint")
             with Horizontal(classes="dialog--buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
 
     def on_mount(self) -> None:
-        self.query_one("#confirm", Button).focus()
+        self.set_focus(self.query_one("#cancel", Button))
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
@@ -64,7 +95,7 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "confirm")
 
 
-class TypedConfirmScreen(ModalScreen[bool]):
+class TypedConfirmScreen(GuardedDialog):
     """For bulk actions (drain): the operator types the node name; nothing else confirms."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="TypedConfirmScreen")
@@ -86,7 +117,7 @@ class TypedConfirmScreen(ModalScreen[bool]):
             yield Input(placeholder=self.expected, id="typed", classes="command-input")
 
     def on_mount(self) -> None:
-        self.query_one("#typed", Input).focus()
+        self.set_focus(self.query_one("#typed", Input))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

@@ -228,7 +228,7 @@ class FleetScreen(Screen[None]):
         box = self.query_one(f"#{mode}", Input)
         box.value = self.pane.filter_text if mode == "filter" else ""
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now, not after the queued keys (Widget.focus defers): they are the input's
 
     def close_input(self, cancel: bool) -> None:
         mode, self._input_mode = self._input_mode, None

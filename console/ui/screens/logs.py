@@ -138,7 +138,7 @@ class LogsScreen(Screen[None]):
         box = self.query_one("#log-search", Input)
         box.value = self.needle
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now: the keys queued behind `/` are the search's (see BerthApp.on_event)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
