@@ -6,10 +6,9 @@ reads the live table, so a row moving under the operator's finger changes nothin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
-
-import time
 
 from textual import events
 from textual.app import ComposeResult
