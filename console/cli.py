@@ -2,7 +2,8 @@
 
 Global options are accepted before or after the subcommand (`berth --inventory X status`
 and `berth status --inventory X` mean the same), so runbooks can be written either way.
-Errors are one line on stderr and exit status 2 (usage, config) — never a traceback.
+Errors are one line on stderr and exit status 2 (usage, config) — never a traceback. A state file
+(audit log, journal) that is unsafe to write (console/safefs.py) is refused with exit status 3.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Callable, Sequence
 
 from console import __version__
 from console.config import ConfigError, Inventory, inventory_from_contexts, resolve_inventory
+from console.safefs import StateFileError
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -136,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"berth: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StateFileError as exc:  # refused before anything changed: nothing is written through it
+        print(f"berth: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -3,6 +3,8 @@
 One line per event (``begin`` / ``end``) so a crash between the two still leaves the intent on
 record. The file is 0600 in a 0700 directory: it names operators and containers. Writes use one
 ``os.write`` on an ``O_APPEND`` descriptor, so lines from concurrent consoles do not interleave.
+The file is opened through console.safefs: a link, another user's file or a directory others can
+write is refused (StateFileError, one line) and never written or chmodded.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from typing import Any
 
 from console.actions.redact import mask
 from console.actions.types import Target
+from console.safefs import StateDir, state_root
 
 
 def default_path() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "berth" / "audit.jsonl"
+    return state_root() / "audit.jsonl"
 
 
 def whoami() -> str:
@@ -45,16 +47,15 @@ class AuditLog:
     def __init__(self, path: Path | None = None, user: str | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.user = user or whoami()
+        self.dir = StateDir(self.path.parent)
+
+    def check(self) -> None:
+        """Before an action: the log can be appended to safely (made when missing), else StateFileError."""
+        self.dir.check_file(self.path.name)
 
     def _append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(mask(record), separators=(",", ":"), default=str) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        self.dir.append(self.path.name, line.encode())
 
     def begin(self, action: str, target: Target, params: Mapping[str, Any]) -> str:
         audit_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
@@ -78,10 +79,10 @@ class AuditLog:
 
     def lines(self) -> list[dict[str, Any]]:
         """Every raw record, oldest first; unreadable lines are skipped, not fatal."""
-        try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
+        raw = self.dir.read(self.path.name)
+        if raw is None:
             return []
+        text = raw.decode("utf-8", errors="replace")
         out = []
         for line in text.splitlines():
             try:

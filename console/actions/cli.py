@@ -2,7 +2,8 @@
 
 Exit status: 0 done; 1 the action ran and failed (the daemon's words, rolled back where it
 applies); 2 bad command line or inventory; 3 refused before anything changed (read-only console,
-pre-flight refusal, ambiguous or unknown target, not confirmed). Never a traceback.
+pre-flight refusal, ambiguous or unknown target, not confirmed, an audit log or journal that is
+unsafe to write: console/safefs.py). Never a traceback.
 
 Without a terminal on stdin the plan is not confirmable: scripts pass ``--yes``. Bulk actions
 (drain) make the operator type the node name rather than "y".
@@ -190,7 +191,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 def _list_unfinished() -> int:
     from console.actions.journal import Journal
 
-    records, errors = Journal(AuditLog().path.parent / "migrations").entries()
+    records, errors = Journal().entries()
     for err in errors:
         _err(f"unreadable migration journal {err}")
     if not records:

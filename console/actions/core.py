@@ -46,6 +46,7 @@ from console.actions.types import (
 from console.config import Inventory, NodeConfig, parse_size
 from console.engine.client import EngineClient
 from console.engine.errors import EngineError
+from console.safefs import StateFileError
 
 ProgressFn = Callable[[Progress], None]
 # The audit id of the action running in this task (drain runs several migrations at once, one task each).
@@ -67,8 +68,9 @@ class Actions:
         self.read_only = read_only
         self.audit = audit if audit is not None else AuditLog(user=user)
         self.user = user or self.audit.user
-        # Beside the audit log: one state directory per operator holds both.
-        self.journal = journal if journal is not None else Journal(self.audit.path.parent / "migrations")
+        # Beside the audit log: one state directory per operator holds both (checked from it down).
+        self.journal = journal if journal is not None else Journal(self.audit.path.parent / "migrations",
+                                                                   root=self.audit.path.parent)
         self._nodes: dict[str, NodeConfig] = {n.name: n for n in inventory.nodes}
         self._clients: dict[str, EngineClient] = {}
 
@@ -99,6 +101,16 @@ class Actions:
     def _refuse_read_only(self, action: str) -> None:
         if self.read_only:
             raise ReadOnlyError(f"read-only console: {action} refused (started with --read-only)")
+
+    def _check_state(self, action: str) -> None:
+        """Before anything else: an action that could not be audited (or journaled) is refused up front,
+        with the one line saying which file and why (execute checks again as it writes)."""
+        try:
+            self.audit.check()
+            if action in ("migrate", "drain", "recover"):
+                self.journal.check()
+        except StateFileError as exc:
+            raise ActionError(str(exc)) from None
 
     # -- resolve ----------------------------------------------------------------
 
@@ -173,6 +185,7 @@ class Actions:
         if action not in ACTIONS:
             raise ActionError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
         self._refuse_read_only(action)
+        self._check_state(action)
         params = {k: v for k, v in params.items() if v is not None}
         try:
             if action == "recover":
@@ -312,7 +325,10 @@ class Actions:
 
     def unfinished(self) -> tuple[list[MigrationRecord], list[str]]:
         """Journaled migrations no running Berth is seeing through, and one line per unreadable file."""
-        records, errors = self.journal.entries()
+        try:
+            records, errors = self.journal.entries()
+        except StateFileError as exc:
+            return [], [str(exc)]
         return [r for r in records if not r.alive()], [str(e) for e in errors]
 
     async def _recovery_state(self, audit_id: str) -> tuple[recovery.Assessment, EngineClient, EngineClient]:

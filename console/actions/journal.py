@@ -8,6 +8,8 @@ The file is removed when the migration reaches an end state (moved, or rolled ba
 that is still there names a migration a later ``berth recover`` (or the console) must finish or undo.
 
 The journal is a hint, not the truth: recovery checks both nodes' live state before acting.
+Files are read and written through console.safefs: a journal directory or file that is a link,
+someone else's, or writable by others is refused (StateFileError), never followed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from console.safefs import StateDir, StateFileError, state_root
 
 VERSION = 1
 PHASES = ("lock", "pre-copy", "switch", "finalize", "rollback")
@@ -34,8 +37,7 @@ class JournalError(Exception):
 
 
 def default_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "berth" / "migrations"
+    return state_root() / "migrations"
 
 
 def proc_start(pid: int) -> str | None:
@@ -112,8 +114,18 @@ class MigrationRecord:
 
 
 class Journal:
-    def __init__(self, directory: Path | None = None) -> None:
-        self.dir = Path(directory) if directory is not None else default_dir()
+    """The journal directory. ``root``: the state directory it lives in, checked with it (no link
+    anywhere from there down); without one only the journal directory itself is checked."""
+
+    def __init__(self, directory: Path | None = None, *, root: Path | None = None) -> None:
+        if directory is None:
+            directory, root = default_dir(), state_root()
+        self.dir = Path(directory)
+        self.files = StateDir(self.dir, root)
+
+    def check(self) -> None:
+        """Before a migration: the directory is safe to write in (made when missing), else StateFileError."""
+        self.files.check()
 
     def path(self, audit_id: str) -> Path:
         if not audit_id or "/" in audit_id or audit_id.startswith("."):
@@ -123,45 +135,26 @@ class Journal:
     def write(self, record: MigrationRecord) -> None:
         """Atomically replace the record: temp file, fsync, rename, fsync the directory."""
         record.updated = time.time()
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = json.dumps(asdict(record), indent=1, sort_keys=True, default=str).encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{record.audit_id}.", suffix=".tmp", dir=self.dir)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        os.close(fd)
-        os.replace(tmp, self.path(record.audit_id))
-        self._sync_dir()
+        self.files.replace(self.path(record.audit_id).name, data)
 
     def remove(self, audit_id: str) -> None:
-        try:
-            os.unlink(self.path(audit_id))
-        except FileNotFoundError:
-            return
-        self._sync_dir()
-
-    def _sync_dir(self) -> None:
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self.files.remove(self.path(audit_id).name)
 
     def load(self, audit_id: str) -> MigrationRecord | None:
         """The record, None when there is none; JournalError when the file cannot be read as one."""
         path = self.path(audit_id)
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            raw = self.files.read(path.name)
+        except StateFileError as exc:
+            raise JournalError(path, exc.problem) from None
+        except OSError as exc:
+            raise JournalError(path, f"cannot read it ({exc})") from None
+        if raw is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise JournalError(path, f"cannot read it ({exc})") from None
         try:
             data = json.loads(text)
@@ -171,15 +164,14 @@ class Journal:
         return MigrationRecord.from_json(path, data)
 
     def entries(self) -> tuple[list[MigrationRecord], list[JournalError]]:
-        """Every unfinished migration, oldest first, and one error per file that could not be read."""
-        try:
-            paths = sorted(p for p in self.dir.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
-        except FileNotFoundError:
-            return [], []
+        """Every unfinished migration, oldest first, and one error per file that could not be read.
+
+        StateFileError when the directory itself is unsafe (nothing in it is trusted then)."""
+        names = sorted(n for n in self.files.names() if n.endswith(".json") and not n.startswith("."))
         records, errors = [], []
-        for p in paths:
+        for n in names:
             try:
-                rec = self.load(p.stem)
+                rec = self.load(n.removesuffix(".json"))
             except JournalError as exc:
                 errors.append(exc)
                 continue

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from console.safefs import StateDir
 from console.sim.model import Flap, FleetLayout, plan_fleet
 from console.sim.node import SimNode, format_flap
 
@@ -190,7 +191,8 @@ class SimFleet:
                   f"seed {self.seed}, cgroup {self.cgroup}, flap {format_flap(self.flap)}\n"
                   f"# Written by console.sim; every node is a simulated Docker Engine API (not a real daemon).\n"
                   f"[tenancy]\nlabel = \"tenant\"\n\n")
-        self.inventory_path.write_text(header + render_inventory(inv))
+        # Atomic, and never through a link or into someone else's file (console/safefs.py).
+        StateDir(self.dir).replace(self.inventory_path.name, (header + render_inventory(inv)).encode(), mode=0o644)
         if self.inventory_path not in self._made:
             self._made.append(self.inventory_path)
         return self.inventory_path
@@ -198,16 +200,21 @@ class SimFleet:
     # -- internals -------------------------------------------------------------
 
     def _prepare_dirs(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         for path in self.sockets.values():  # every check before anything is made (or later removed)
             if len(str(path)) > MAX_SOCKET_PATH:
                 raise SimError(f"{path} is too long for a unix socket ({len(str(path))} > {MAX_SOCKET_PATH} "
                                f"bytes): use a shorter --dir")
+        # --dir: made 0700 when missing; one that exists must be ours and not writable by others, or
+        # anyone could swap a socket, the inventory or a node's log for a link (console/safefs.py).
+        top = StateDir(self.dir)
+        top.check()
+        for path in self.sockets.values():
             if path.exists() and ping_socket(str(path), 0.5):
                 raise SimError(f"{path} is already served by a running daemon: use another --dir")
         for path in self.sockets.values():
-            if not path.parent.exists():
-                path.parent.mkdir(parents=True)
+            existed = os.path.lexists(path.parent)
+            top.sub(path.parent.name).check()
+            if not existed:
                 self._made.append(path.parent)
             self._made.append(path)
 
@@ -261,17 +268,20 @@ class SimFleet:
                    "--nodes", str(self.nodes_count), "--containers-per-node", str(self.containers_per_node),
                    "--seed", str(self.seed), "--cgroup", self.cgroup, "--tenants", str(self.tenants),
                    "--flap", format_flap(self.flap), "--tick", str(self.tick)]
-            with log_path.open("ab") as log:
+            log = StateDir(sock.parent).open_append(log_path.name, private=False, mode=0o644)
+            try:
                 # Own session: a Ctrl-C in the terminal reaches `berth sim`, which stops the nodes in order.
                 self.procs[spec.name] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                                          stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            finally:
+                os.close(log)
         deadline = time.monotonic() + START_TIMEOUT + 0.2 * len(self.procs)
         pending = dict(self.sockets)
         while pending:
             for name in list(pending):
                 proc = self.procs[name]
                 if proc.poll() is not None:
-                    log_text = (pending[name].parent / "node.log").read_text(errors="replace")[-800:]
+                    log_text = (StateDir(pending[name].parent).read("node.log") or b"").decode(errors="replace")[-800:]
                     raise SimError(f"sim node {name} exited with {proc.returncode} while starting: {log_text}")
                 if pending[name].exists() and ping_socket(str(pending[name]), 1.0):
                     del pending[name]

@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from console.safefs import StateFileError
+
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +29,7 @@ def load(inventory: Any, read_only: bool) -> ActionsModule:
         from console.actions import ActionError, Actions, ReadOnlyError  # type: ignore[attr-defined]
     except ImportError as exc:
         return ActionsModule(None, f"actions unavailable ({exc})")
+    errors = (ActionError, ReadOnlyError, StateFileError)
     audit = None
     try:
         from console.actions import AuditLog  # type: ignore[attr-defined]
@@ -35,14 +38,13 @@ def load(inventory: Any, read_only: bool) -> ActionsModule:
     except ImportError:
         pass
     if inventory is None:
-        return ActionsModule(None, "actions unavailable (no inventory)", (ActionError, ReadOnlyError),
-                             ReadOnlyError, audit)
+        return ActionsModule(None, "actions unavailable (no inventory)", errors, ReadOnlyError, audit)
     try:
         actions = Actions(inventory, read_only=read_only)
     except Exception as exc:  # a broken actions setup must not take the console down
         log.exception("console.actions failed to start")
         return ActionsModule(None, f"actions unavailable ({type(exc).__name__}: {exc})")
-    return ActionsModule(actions, None, (ActionError, ReadOnlyError), ReadOnlyError, audit)
+    return ActionsModule(actions, None, errors, ReadOnlyError, audit)
 
 
 def wrap(actions: Any) -> ActionsModule:
@@ -53,7 +55,7 @@ def wrap(actions: Any) -> ActionsModule:
     try:
         from console.actions import ActionError, ReadOnlyError  # type: ignore[attr-defined]
 
-        errors = (ActionError, ReadOnlyError)
+        errors = (ActionError, ReadOnlyError, StateFileError)
         read_only_error = ReadOnlyError
         from console.actions import AuditLog  # type: ignore[attr-defined]
 

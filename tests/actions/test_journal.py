@@ -12,6 +12,7 @@ import pytest
 
 from console.actions.journal import Journal, JournalError, MigrationRecord
 from console.cli import main
+from console.safefs import StateFileError
 
 
 def record(audit_id: str = "20260101T000000-abcd1234", **kw: object) -> MigrationRecord:
@@ -148,3 +149,44 @@ def test_cli_names_the_one_unreadable_journal_instead_of_saying_none(
     assert "no unfinished migrations" not in out.out + out.err
     assert out.err.count("\n") == 1 and "unreadable migration journal" in out.err
     assert str(bad) in out.err and "not valid JSON" in out.err
+
+
+def test_a_symlinked_journal_file_is_named_and_never_followed(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Given (XDG_STATE_HOME is per test) a journal entry that is a link to a record kept elsewhere
+    journal = Journal()
+    elsewhere = tmp_path / "elsewhere.json"
+    Journal(tmp_path / "other").write(record(pid=2**22 + 1))
+    elsewhere.write_bytes((tmp_path / "other" / f"{record().audit_id}.json").read_bytes())
+    os.chmod(elsewhere, 0o644)
+    before = elsewhere.read_bytes()
+    journal.check()
+    link = journal.dir / f"{record().audit_id}.json"
+    link.symlink_to(elsewhere)
+    # When the journal is listed: not offered, one error naming the link
+    records, errors = journal.entries()
+    assert records == [] and [str(e) for e in errors] == [f"{link}: is a symbolic link: refused (Berth never "
+                                                          f"writes through a link)"]
+    inv = tmp_path / "inv.toml"
+    inv.write_text('[[node]]\nname = "a"\nurl = "unix:///nonexistent/a.sock"\n')
+    assert main(["recover", "-i", str(inv)]) == 1
+    out = capsys.readouterr()
+    assert "no unfinished migrations" not in out.out and out.err.count("\n") == 1 and str(link) in out.err
+    # When it is recovered by id, or rewritten: refused, and the file it points at is unchanged
+    assert main(["recover", record().audit_id, "--rollback", "--yes", "-i", str(inv)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(link) in err and "symbolic link" in err
+    with pytest.raises(StateFileError, match="symbolic link"):
+        journal.write(record(phase="switch"))
+    assert elsewhere.read_bytes() == before and elsewhere.stat().st_mode & 0o777 == 0o644 and link.is_symlink()
+
+
+def test_a_journal_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "migrations").mkdir()
+    os.chmod(tmp_path / "migrations", 0o777)
+    journal = Journal(tmp_path / "migrations", root=tmp_path)
+    with pytest.raises(StateFileError, match="writable by group and others"):
+        journal.write(record())
+    with pytest.raises(StateFileError, match="writable by group and others"):
+        journal.entries()
+    assert list((tmp_path / "migrations").iterdir()) == []
