@@ -20,12 +20,15 @@ A refusal is a StateFileError: one line, ``<path>: <problem>``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
 import secrets
+import shutil
 import stat
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,3 +329,15 @@ class StateDir:
         except FileNotFoundError:
             return
 
+
+def private_tempdir(prefix: str) -> tuple[Path, Callable[[], None]]:
+    """A fresh 0700 directory of this process's own (the demo's state) and a remover (idempotent,
+    also run at exit): what it holds never mixes with the operator's state directory."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+
+    def remove() -> None:
+        atexit.unregister(remove)
+        shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
+    return path, remove

@@ -4,7 +4,8 @@ One line per event (``begin`` / ``end``) so a crash between the two still leaves
 record. The file is 0600 in a 0700 directory: it names operators and containers. Writes use one
 ``os.write`` on an ``O_APPEND`` descriptor, so lines from concurrent consoles do not interleave.
 The file is opened through console.safefs: a link, another user's file or a directory others can
-write is refused (StateFileError, one line) and never written or chmodded.
+write is refused (StateFileError, one line) and never written or chmodded. A demo's log
+(``demo=True``) lives in the demo's own state directory and marks every record ``"demo": true``.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def _iso(t: float) -> str:
 
 
 class AuditLog:
-    def __init__(self, path: Path | None = None, user: str | None = None) -> None:
+    def __init__(self, path: Path | None = None, user: str | None = None, *, demo: bool = False) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.user = user or whoami()
+        self.demo = demo
         self.dir = StateDir(self.path.parent)
 
     def check(self) -> None:
@@ -54,6 +56,8 @@ class AuditLog:
         self.dir.check_file(self.path.name)
 
     def _append(self, record: Mapping[str, Any]) -> None:
+        if self.demo:
+            record = {**record, "demo": True}
         line = json.dumps(mask(record), separators=(",", ":"), default=str) + "\n"
         self.dir.append(self.path.name, line.encode())
 
@@ -97,7 +101,7 @@ class AuditLog:
         """One merged entry per action, oldest first (the last ``limit``).
 
         Keys: id, at, who, action, target, params, then from the end record ok (None while unfinished),
-        phases, error, duration, details, ended_at.
+        phases, error, duration, details, ended_at; ``demo: True`` for a demo's record.
         """
         entries: dict[str, dict[str, Any]] = {}
         for rec in self.lines():
@@ -107,7 +111,8 @@ class AuditLog:
             if rec.get("event") == "begin":
                 entries[aid] = {"id": aid, "at": rec.get("at"), "who": rec.get("who"), "action": rec.get("action"),
                                 "target": rec.get("target") or {}, "params": rec.get("params") or {}, "ok": None,
-                                "phases": [], "error": None, "duration": None, "details": {}, "ended_at": None}
+                                "phases": [], "error": None, "duration": None, "details": {}, "ended_at": None,
+                                **({"demo": True} if rec.get("demo") else {})}
             elif rec.get("event") == "end":
                 entry = entries.setdefault(aid, {"id": aid, "at": rec.get("at"), "who": rec.get("who"),
                                                  "action": None, "target": {}, "params": {}})

@@ -68,6 +68,7 @@ class Actions:
         self.read_only = read_only
         self.audit = audit if audit is not None else AuditLog(user=user)
         self.user = user or self.audit.user
+        self.demo = bool(getattr(self.audit, "demo", False))  # the demo's simulated fleet: its own state, apart
         # Beside the audit log: one state directory per operator holds both (checked from it down).
         self.journal = journal if journal is not None else Journal(self.audit.path.parent / "migrations",
                                                                    root=self.audit.path.parent)
@@ -329,7 +330,7 @@ class Actions:
             records, errors = self.journal.entries()
         except StateFileError as exc:
             return [], [str(exc)]
-        return [r for r in records if not r.alive()], [str(e) for e in errors]
+        return [r for r in records if not r.alive() and r.demo == self.demo], [str(e) for e in errors]
 
     async def _recovery_state(self, audit_id: str) -> tuple[recovery.Assessment, EngineClient, EngineClient]:
         try:
@@ -341,6 +342,9 @@ class Actions:
             why = (f"it has ended ({'ok' if ended[0].get('ok') else 'failed'} at {ended[0].get('ended_at')})"
                    if ended and ended[0].get("ended_at") else "see `berth recover` for the list")
             raise ActionError(f"no unfinished migration {audit_id}: {why}")
+        if record.demo != self.demo:
+            raise ActionError(f"migration {audit_id} was journaled by {'the demo' if record.demo else 'a real fleet'}"
+                              f": not recovered {'against a real fleet' if record.demo else 'in the demo'}")
         if record.alive():
             raise ActionError(f"migration {audit_id} is being run by pid {record.pid} on {record.host} (the migration "
                               f"or a recovery of it): let it end, or stop that Berth first")
@@ -677,7 +681,7 @@ class Actions:
                                  target_node=dst.name, remove_source=bool(p.get("remove_source")),
                                  was_running=bool((doc.get("State") or {}).get("Running")),
                                  source_policy=dict((doc.get("HostConfig") or {}).get("RestartPolicy")
-                                                    or {"Name": "no"}))
+                                                    or {"Name": "no"}), demo=self.demo)
         try:
             self.journal.write(record)  # before the lock: a crash right after taking it is still recoverable
         except OSError as exc:

@@ -9,7 +9,9 @@ that is still there names a migration a later ``berth recover`` (or the console)
 
 The journal is a hint, not the truth: recovery checks both nodes' live state before acting.
 Files are read and written through console.safefs: a journal directory or file that is a link,
-someone else's, or writable by others is refused (StateFileError), never followed.
+someone else's, or writable by others is refused (StateFileError), never followed. A demo's
+records say ``demo: true`` and live in the demo's own state directory: neither side offers the
+other's migrations for recovery.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class MigrationRecord:
     pid_start: str | None = field(default_factory=lambda: proc_start(os.getpid()))
     host: str = field(default_factory=socket.gethostname)
     updated: float = field(default_factory=time.time)
+    demo: bool = False  # written by `berth --demo` against its simulated fleet
     version: int = VERSION
 
     @property

@@ -14,7 +14,9 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from textual import events, work
@@ -94,7 +96,8 @@ class BerthApp(App[int]):
     def __init__(self, feed: Any = None, inventory: Inventory | None = None, *, read_only: bool = False,
                  theme: str | None = None, noc: bool = False, actions: Any = None,
                  clock: Callable[[], float] = time.time, engine: Callable[[str], Any] | None = None,
-                 rotate_every: float = NOC_ROTATE_SECONDS) -> None:
+                 rotate_every: float = NOC_ROTATE_SECONDS, demo_state: Path | None = None) -> None:
+        """``demo_state``: the demo's private state directory (audit log, journals), apart from the real one."""
         super().__init__()
         self.feed = feed
         self.inventory = inventory
@@ -110,7 +113,7 @@ class BerthApp(App[int]):
         if actions is not None:
             self.ops = operations.wrap(actions)
         else:
-            self.ops = operations.load(inventory, self.read_only)
+            self.ops = operations.load(inventory, self.read_only, demo_state)
         if engine is None and feed is not None and inventory is not None:
             engine = _default_engine(inventory)
         self.engine_io = EngineIO(engine)
@@ -629,33 +632,66 @@ _REGISTRY_ACTIONS = {c.action.partition("(")[0] for c in registry.COMMANDS}
 # ---------------------------------------------------------------------------- entry point
 
 
-def _start_demo() -> tuple[Inventory, Callable[[], None]] | str:
+@dataclass(frozen=True)
+class Demo:
+    """The running demo: its simulated fleet's inventory and a private state directory (0700) for
+    its audit log and journals, so nothing it does lands beside the real fleet's records."""
+
+    inventory: Inventory
+    state: Path
+    close: Callable[[], None]  # stops the fleet and removes the state directory; idempotent
+
+
+def _start_demo() -> Demo | str:
     """The in-process simulated incident fleet (no Docker, no root), or a one-line reason."""
     from console.config import load_inventory
+    from console.safefs import private_tempdir
     from console.sim.fleet import SimError, start_demo_fleet
 
     try:
-        path, closer = start_demo_fleet()
+        path, stop_fleet = start_demo_fleet()
     except (SimError, OSError) as exc:
         return f"--demo could not start its simulated fleet: {exc}"
     try:
-        return load_inventory(path), closer
+        state, remove_state = private_tempdir("berth-demo-state-")
+    except OSError as exc:
+        stop_fleet()
+        return f"--demo could not make its private state directory: {exc}"
+
+    def close() -> None:
+        try:
+            stop_fleet()
+        finally:
+            remove_state()
+
+    try:
+        return Demo(load_inventory(path), state, close)
     except ConfigError:
-        closer()
+        close()
         raise
 
 
-def run_app(args: argparse.Namespace) -> int:
+def connect_app(args: argparse.Namespace, inventory: Inventory, demo_state: Path | None = None) -> BerthApp:
+    """The console for ``inventory`` with its fleet thread wired in (not started); ValueError for a bad theme."""
     from console.fleet.runner import FleetThread
 
+    app = BerthApp(feed=None, inventory=inventory, read_only=bool(getattr(args, "read_only", False)),
+                   theme=getattr(args, "theme", None), noc=bool(getattr(args, "noc", False)), demo_state=demo_state)
+    app.feed = FleetThread(inventory, app.deliver)
+    app.engine_io.factory = app.engine_io.factory or _default_engine(inventory)
+    return app
+
+
+def run_app(args: argparse.Namespace) -> int:
     closer: Callable[[], None] | None = None
+    demo_state: Path | None = None
     try:
         if getattr(args, "demo", False):
             demo = _start_demo()
             if isinstance(demo, str):
                 print(f"berth: {demo}", file=sys.stderr)
                 return 2
-            inventory, closer = demo
+            inventory, closer, demo_state = demo.inventory, demo.close, demo.state
         else:
             from console.config import resolve_inventory
 
@@ -665,14 +701,11 @@ def run_app(args: argparse.Namespace) -> int:
         return 2
     try:
         try:
-            app = BerthApp(feed=None, inventory=inventory, read_only=bool(getattr(args, "read_only", False)),
-                           theme=getattr(args, "theme", None), noc=bool(getattr(args, "noc", False)))
+            app = connect_app(args, inventory, demo_state)
         except ValueError as exc:  # unknown theme
             print(f"berth: {exc}", file=sys.stderr)
             return 2
-        feed = FleetThread(inventory, app.deliver)
-        app.feed = feed
-        app.engine_io.factory = app.engine_io.factory or _default_engine(inventory)
+        feed = app.feed
         feed.start()  # the nodes connect while Textual starts up; on_mount takes what arrived
         # A closed terminal (SIGHUP) or a kill (SIGTERM) must still run the closers below,
         # or the demo's simulated nodes and their temp dir outlive us.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from console.safefs import StateFileError
@@ -21,10 +22,17 @@ class ActionsModule:
     unavailable: str | None  # why not, for the operator
     errors: tuple[type[BaseException], ...] = ()  # ActionError, ReadOnlyError when importable
     read_only_error: type[BaseException] | None = None
-    audit_log: Any | None = None  # the AuditLog class, when importable
+    audit_log: Any | None = None  # () -> the AuditLog the actions write (the default one without actions)
 
 
-def load(inventory: Any, read_only: bool) -> ActionsModule:
+def _audit_of(actions: Any, default: Any) -> Any:
+    """The audit log the actions object writes (a demo's own), else the default one."""
+    audit = getattr(actions, "audit", None)
+    return (lambda: audit) if callable(getattr(audit, "read", None)) else default
+
+
+def load(inventory: Any, read_only: bool, demo_state: Path | None = None) -> ActionsModule:
+    """``demo_state``: the demo's private state directory; its audit log and journals live there."""
     try:
         from console.actions import ActionError, Actions, ReadOnlyError  # type: ignore[attr-defined]
     except ImportError as exc:
@@ -40,11 +48,18 @@ def load(inventory: Any, read_only: bool) -> ActionsModule:
     if inventory is None:
         return ActionsModule(None, "actions unavailable (no inventory)", errors, ReadOnlyError, audit)
     try:
-        actions = Actions(inventory, read_only=read_only)
+        if demo_state is not None:
+            from console.actions.journal import Journal
+
+            actions = Actions(inventory, read_only=read_only,
+                              audit=AuditLog(Path(demo_state) / "audit.jsonl", demo=True),
+                              journal=Journal(Path(demo_state) / "migrations", root=Path(demo_state)))
+        else:
+            actions = Actions(inventory, read_only=read_only)
     except Exception as exc:  # a broken actions setup must not take the console down
         log.exception("console.actions failed to start")
         return ActionsModule(None, f"actions unavailable ({type(exc).__name__}: {exc})")
-    return ActionsModule(actions, None, errors, ReadOnlyError, audit)
+    return ActionsModule(actions, None, errors, ReadOnlyError, _audit_of(actions, audit))
 
 
 def wrap(actions: Any) -> ActionsModule:
@@ -62,7 +77,7 @@ def wrap(actions: Any) -> ActionsModule:
         audit = AuditLog
     except ImportError:
         pass
-    return ActionsModule(actions, None, errors, read_only_error, audit)
+    return ActionsModule(actions, None, errors, read_only_error, _audit_of(actions, audit))
 
 
 def target_for(snapshot_row: Any) -> Any:

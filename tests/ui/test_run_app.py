@@ -33,14 +33,17 @@ def test_unknown_theme_is_refused_before_the_terminal_is_touched(tmp_path: Path,
 def test_demo_starts_the_real_simulated_fleet_and_cleans_up() -> None:
     demo = app_module._start_demo()
     assert not isinstance(demo, str), demo
-    inventory, closer = demo
+    inventory = demo.inventory
     try:
         assert isinstance(inventory, Inventory) and len(inventory.nodes) >= 5
         sockets = [Path(n.url.removeprefix("unix://")) for n in inventory.nodes]
         assert any(s.exists() for s in sockets)
+        # its own state directory, private to the operator, for the demo's audit log and journals
+        assert demo.state.is_dir() and demo.state.stat().st_mode & 0o777 == 0o700
     finally:
-        closer()
+        demo.close()
     assert not any(s.exists() for s in sockets)
+    assert not demo.state.exists()
 
 
 def test_themes_dir_can_be_overridden(tmp_path: Path, monkeypatch):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from console.safefs import StateDir, StateFileError, state_root
+from console.safefs import StateDir, StateFileError, private_tempdir, state_root
 
 NOBODY = pwd.getpwnam("nobody").pw_uid
 
@@ -230,3 +230,11 @@ def test_state_root_follows_xdg_state_home(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert state_root() == tmp_path / "berth"
 
+
+def test_a_private_tempdir_is_0700_and_goes_away() -> None:
+    path, remove = private_tempdir("berth-test-")
+    (path / "audit.jsonl").write_text("x")
+    assert mode(path) == 0o700
+    remove()
+    remove()
+    assert not path.exists()
