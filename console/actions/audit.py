@@ -10,10 +10,8 @@ write is refused (StateFileError, one line) and never written or chmodded. A dem
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,6 +21,7 @@ from typing import Any
 from console.actions.redact import mask
 from console.actions.types import Target
 from console.safefs import StateDir, state_root
+from console.identity import Identity, local_user
 
 
 def default_path() -> Path:
@@ -31,13 +30,7 @@ def default_path() -> Path:
 
 def whoami() -> str:
     """OS user@host; the invoking user when run under sudo."""
-    user = os.environ.get("SUDO_USER")
-    if not user:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no passwd entry (containers): fall back to the uid
-            user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return local_user()
 
 
 def _iso(t: float) -> str:
@@ -61,11 +54,18 @@ class AuditLog:
         line = json.dumps(mask(record), separators=(",", ":"), default=str) + "\n"
         self.dir.append(self.path.name, line.encode())
 
-    def begin(self, action: str, target: Target, params: Mapping[str, Any]) -> str:
+    def _who(self, who: Identity | None) -> dict[str, Any]:
+        """``who`` is the name alone (what `berth audit` and older readers show); ``identity`` says
+        how that person came in (role, front door, key fingerprint, client address)."""
+        if who is None:
+            return {"who": self.user}
+        return {"who": who.user, "identity": who.record()}
+
+    def begin(self, action: str, target: Target, params: Mapping[str, Any], who: Identity | None = None) -> str:
         audit_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         now = time.time()
         self._append({
-            "id": audit_id, "event": "begin", "at": _iso(now), "ts": now, "who": self.user, "action": action,
+            "id": audit_id, "event": "begin", "at": _iso(now), "ts": now, **self._who(who), "action": action,
             "target": {"node": target.node, "id": target.id, "name": target.name, "tenant": target.tenant,
                        "state": target.state},
             "params": dict(params),
@@ -73,10 +73,11 @@ class AuditLog:
         return audit_id
 
     def end(self, audit_id: str, ok: bool, phases: Sequence[Mapping[str, Any]] | None = None, error: str | None = None,
-            duration: float | None = None, details: Mapping[str, Any] | None = None) -> None:
+            duration: float | None = None, details: Mapping[str, Any] | None = None,
+            who: Identity | None = None) -> None:
         now = time.time()
         self._append({
-            "id": audit_id, "event": "end", "at": _iso(now), "ts": now, "who": self.user, "ok": ok,
+            "id": audit_id, "event": "end", "at": _iso(now), "ts": now, **self._who(who), "ok": ok,
             "phases": list(phases or []), "error": error,
             "duration": round(duration, 3) if duration is not None else None, "details": dict(details or {}),
         })
@@ -109,7 +110,8 @@ class AuditLog:
             if not isinstance(aid, str):
                 continue
             if rec.get("event") == "begin":
-                entries[aid] = {"id": aid, "at": rec.get("at"), "who": rec.get("who"), "action": rec.get("action"),
+                entries[aid] = {"id": aid, "at": rec.get("at"), "who": rec.get("who"),
+                                "identity": rec.get("identity") or {}, "action": rec.get("action"),
                                 "target": rec.get("target") or {}, "params": rec.get("params") or {}, "ok": None,
                                 "phases": [], "error": None, "duration": None, "details": {}, "ended_at": None,
                                 **({"demo": True} if rec.get("demo") else {})}

@@ -207,6 +207,16 @@ def _list_unfinished() -> int:
     return EXIT_FAILED if errors else EXIT_OK
 
 
+def _who(entry: dict[str, Any]) -> str:
+    """'alice', or for a remote door 'alice (ssh SHA256:... from 10.0.0.5)'."""
+    ident = entry.get("identity") or {}
+    if not ident or ident.get("door") in (None, "local"):
+        return str(entry.get("who"))
+    how = " ".join(str(x) for x in (ident.get("door"), ident.get("fingerprint")) if x)
+    src = f" from {ident['address']}" if ident.get("address") else ""
+    return f"{entry.get('who')} ({how}{src})"
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     entries = AuditLog().read(args.limit)
     if args.json:
@@ -225,5 +235,5 @@ def cmd_audit(args: argparse.Namespace) -> int:
         down = (e.get("details") or {}).get("downtime")
         extra = f" downtime {down:.2f}s" if isinstance(down, int | float) else ""
         err = f" — {e['error']}" if e.get("error") else ""
-        print(f"{e.get('at')}  {e.get('who')}  {e.get('action')} {where}  {status} {dur}{extra}{err}")
+        print(f"{e.get('at')}  {_who(e)}  {e.get('action')} {where}  {status} {dur}{extra}{err}")
     return EXIT_OK

@@ -46,11 +46,14 @@ from console.actions.types import (
 from console.config import Inventory, NodeConfig, parse_size
 from console.engine.client import EngineClient
 from console.engine.errors import EngineError
+from console.identity import Identity
 from console.safefs import StateFileError
 
 ProgressFn = Callable[[Progress], None]
 # The audit id of the action running in this task (drain runs several migrations at once, one task each).
 _AUDIT_ID: contextvars.ContextVar[str] = contextvars.ContextVar("berth_audit_id", default="")
+# Who the action running in this task is for (several people share one Actions behind `berth serve`).
+_WHO: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("berth_who", default=None)
 CORDON_NET = "berth-cordon"
 log = logging.getLogger(__name__)
 SIMPLE = {"restart": "restarted", "stop": "stopped", "start": "started", "pause": "paused", "unpause": "unpaused"}
@@ -67,7 +70,9 @@ class Actions:
         self.inventory = inventory
         self.read_only = read_only
         self.audit = audit if audit is not None else AuditLog(user=user)
-        self.user = user or self.audit.user
+        # Who asks when a caller names nobody: this process's user (the CLI, tests). Each intent may
+        # name its own (console.identity): a served console has many people behind one Actions.
+        self.identity = Identity(user or self.audit.user, "viewer" if read_only else "operator")
         self.demo = bool(getattr(self.audit, "demo", False))  # the demo's simulated fleet: its own state, apart
         # Beside the audit log: one state directory per operator holds both (checked from it down).
         self.journal = journal if journal is not None else Journal(self.audit.path.parent / "migrations",
@@ -99,9 +104,17 @@ class Actions:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def _refuse_read_only(self, action: str) -> None:
+    @property
+    def user(self) -> str:
+        """The name of whoever the running intent is for (lock holder, isolation and cordon owner)."""
+        return (_WHO.get() or self.identity).user
+
+    def _refuse_read_only(self, action: str, who: Identity | None = None) -> None:
+        """The guard for every mutating intent, here where it runs: read-only mode, then the role."""
         if self.read_only:
             raise ReadOnlyError(f"read-only console: {action} refused (started with --read-only)")
+        if who is not None and not who.may_act:
+            raise ReadOnlyError(f"{who.user} is a {who.role}: {action} refused (only operators act)")
 
     def _check_state(self, action: str) -> None:
         """Before anything else: an action that could not be audited (or journaled) is refused up front,
@@ -182,10 +195,11 @@ class Actions:
 
     # -- plan ---------------------------------------------------------------
 
-    async def plan(self, action: str, spec_or_target: str | Target, **params: Any) -> Plan:
+    async def plan(self, action: str, spec_or_target: str | Target, *, who: Identity | None = None,
+                   **params: Any) -> Plan:
         if action not in ACTIONS:
             raise ActionError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
-        self._refuse_read_only(action)
+        self._refuse_read_only(action, who)
         self._check_state(action)
         params = {k: v for k, v in params.items() if v is not None}
         try:
@@ -521,8 +535,10 @@ class Actions:
 
     # -- execute -------------------------------------------------------------------
 
-    async def execute(self, plan: Plan, progress: ProgressFn | None = None) -> Result:
-        self._refuse_read_only(plan.action)
+    async def execute(self, plan: Plan, progress: ProgressFn | None = None, *, who: Identity | None = None) -> Result:
+        self._refuse_read_only(plan.action, who)
+        who = who or self.identity
+        _WHO.set(who)  # this task's (and its children's) intent: see `user`
         started = time.monotonic()
         moved = 0
         phases: list[dict[str, Any]] = []
@@ -538,7 +554,7 @@ class Actions:
             nonlocal moved
             moved += n
 
-        audit_id = self.audit.begin(plan.action, plan.target, plan.params)
+        audit_id = self.audit.begin(plan.action, plan.target, plan.params, who)
         _AUDIT_ID.set(audit_id)
         details: dict[str, Any] = {}
         downtime: float | None = None
@@ -557,7 +573,7 @@ class Actions:
         if moved:
             details.setdefault("bytes", moved)
         self.audit.end(audit_id, ok, phases, None if ok else message, duration,
-                       {**details, **({"downtime": round(downtime, 3)} if downtime is not None else {})})
+                       {**details, **({"downtime": round(downtime, 3)} if downtime is not None else {})}, who)
         emit("done", message)
         return Result(ok, message, audit_id, downtime, details, refused)
 

@@ -475,6 +475,20 @@ class EngineClient:
         doc = await self.get_json(f"/containers/{quote(cid, safe='')}/changes")
         return doc or []
 
+    async def logs(self, cid: str, *, tail: int | None = 200, follow: bool = True, since: float | None = None,
+                   timestamps: bool = False) -> AsyncIterator[bytes]:
+        """GET /containers/{id}/logs as raw chunks: multiplexed frames (8-byte headers) unless the
+        container has a TTY. A followed stream never times out on idle; it ends when the container does."""
+        params: dict[str, str] = {"follow": "1" if follow else "0", "stdout": "1", "stderr": "1",
+                                  "timestamps": "1" if timestamps else "0",
+                                  "tail": "all" if tail is None else str(max(0, int(tail)))}
+        if since is not None:
+            params["since"] = f"{since:.9f}"
+        async with self.stream("GET", f"/containers/{quote(cid, safe='')}/logs", params=params,
+                               read_timeout=None if follow else self.timeout) as resp:
+            async for chunk in resp.aiter_raw():
+                yield chunk
+
     async def container_action(self, cid: str, action: str, params: Mapping[str, Any] | None = None,
                                timeout: float | None = None) -> None:
         """POST /containers/{id}/{start|stop|restart|pause|unpause|kill} (304 'already so' is success)."""
