@@ -7,11 +7,11 @@ queues every key at once, as a pasted or lagged line arrives, before the app han
 from __future__ import annotations
 
 import fleetdata  # noqa: F401  (puts tests/ui on the path for the doubles)
+from test_pilot import NARROW, until
 from textual import events
 from textual.app import _character_to_key
 from textual.widgets import Button, Input
 from uifakes import FakeActions, make_app
-from test_pilot import NARROW, until
 
 from console.ui.screens.dialogs import ConfirmScreen, TypedConfirmScreen
 
