@@ -30,6 +30,12 @@ VARIABLE_DEFAULTS: dict[str, str] = {
     "badge-busy": "#4ea1ff",
     "spark": "#7fb4ff",
     "muted": "#8b98a5",  # dim table text; an opaque colour, because partial cell styles cannot blend alpha
+    # Opaque, not "$primary 35%": a blend of ANSI colours is not an ANSI colour, and the contrast
+    # test (tests/ui/test_contrast.py) must see the colour that is drawn.
+    "title-focus-background": "#254569",
+    "title-focus-foreground": "#d8dee9",
+    "alert-strip-alerting": "#362429",  # the alert strip while a critical alert is open
+    "alert-strip-critical": "#ff5f56",  # critical marks and counts on that strip
 }
 _THEME_FIELDS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground", "background",
                  "surface", "panel", "boost", "dark", "luminosity_spread", "text_alpha", "ansi")

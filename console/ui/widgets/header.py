@@ -24,6 +24,8 @@ from console.ui.markup import escape
 SEVERITY_MARK = {Severity.CRITICAL: "✖", Severity.WARNING: "▲", Severity.INFO: "●"}
 SEVERITY_STYLE = {Severity.CRITICAL: "$alert-critical", Severity.WARNING: "$alert-warning",
                   Severity.INFO: "$alert-info"}
+# On the alert strip, whose background turns red-ish while a critical alert is open (NOC: ANSI red).
+STRIP_STYLE = {**SEVERITY_STYLE, Severity.CRITICAL: "b $alert-strip-critical"}
 
 
 def density_var(ratio: float, warn: float = 0.9) -> str:
@@ -106,7 +108,7 @@ class AlertStrip(OneLine, can_focus=False):
         warn = sum(1 for a in alerts if a.severity is Severity.WARNING)
         head = f"[b]{len(alerts)} alert{'s' if len(alerts) != 1 else ''}[/]"
         if crit:
-            head += f" [$alert-critical]{crit}✖[/]"
+            head += f" [b $alert-strip-critical]{crit}✖[/]"
         if warn:
             head += f" [$alert-warning]{warn}▲[/]"
         # Only what can fit: a fleet with hundreds of alerts must not build (and parse) a huge line.
@@ -116,7 +118,7 @@ class AlertStrip(OneLine, can_focus=False):
         for a in alerts:
             if used > budget:
                 break
-            items.append(f"[{SEVERITY_STYLE[a.severity]}]{SEVERITY_MARK[a.severity]}[/] {escape(a.text)}")
+            items.append(f"[{STRIP_STYLE[a.severity]}]{SEVERITY_MARK[a.severity]}[/] {escape(a.text)}")
             used += len(a.text) + 4
         self.set(head + " [$text-muted](a)[/]  " + "  ".join(items))
 

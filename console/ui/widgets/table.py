@@ -271,10 +271,16 @@ class VirtualTable(ScrollView, can_focus=True):
         style = self._combos.get(key)
         if style is None:
             style = base
-            if mode:
-                style = style + self._style(mode)
-            if name:
-                style = style + self._style(name)
+            if mode and name and not name.startswith("badge"):
+                # On the cursor row the cursor's colours win: a density colour on the cursor's
+                # background may be unreadable (NOC: green on white). The cell keeps bold/italic;
+                # badges keep their own background.
+                style = style + self._style(name) + self._style(mode)
+            else:
+                if mode:
+                    style = style + self._style(mode)
+                if name:
+                    style = style + self._style(name)
             self._combos[key] = style
         return style
 
