@@ -56,6 +56,9 @@ def register(command: Command) -> None:
     _container_args(p)
     p.add_argument("--to", metavar="NODE", help="destination node (default: the best fit)")
     p.add_argument("--allow-bind", action="store_true", help="move even with host bind mounts (data not copied)")
+    p.add_argument("--image-by-id", action="store_true",
+                   help="when the target's tag of the image names another image, create the copy from the exact "
+                        "image by id (it loses its name there)")
     p.add_argument("--remove-source", action="store_true", help="remove the stopped source after success")
     p.add_argument("--finalize", action="store_true", help="remove the kept stopped source of an earlier migration")
     p = command("drain", cmd_action, "migrate every container off a node (cordons it first)")
@@ -100,8 +103,8 @@ def _err(text: str) -> None:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("reason", "timeout", "freeze", "cpus", "memory", "to", "allow_bind", "remove_source", "finalize",
-            "concurrency", "continue_on_error", "break_stale", "mode")
+    keys = ("reason", "timeout", "freeze", "cpus", "memory", "to", "allow_bind", "image_by_id", "remove_source",
+            "finalize", "concurrency", "continue_on_error", "break_stale", "mode")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}
 
 

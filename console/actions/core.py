@@ -313,7 +313,7 @@ class Actions:
         dst = await self._client_or_error(str(dest))
         cpu_max, mem_max = self._thresholds()
         facts = await preflight(client, dst, doc, cpu_max=cpu_max, mem_max=mem_max,
-                                allow_bind=bool(params.get("allow_bind")))
+                                allow_bind=bool(params.get("allow_bind")), image_by_id=bool(params.get("image_by_id")))
         lines = summary(facts, target.node, str(dest), target.tenant, bool(params.get("remove_source")))
         return Plan("migrate", target, params, lines)
 
@@ -685,7 +685,7 @@ class Actions:
         cpu_max, mem_max = self._thresholds()
         try:
             facts = await preflight(src, dst, doc, cpu_max=cpu_max, mem_max=mem_max,
-                                    allow_bind=bool(p.get("allow_bind")))
+                                    allow_bind=bool(p.get("allow_bind")), image_by_id=bool(p.get("image_by_id")))
         except ActionError as exc:
             phases.append({"phase": "plan", "ok": False, "seconds": round(time.monotonic() - t0, 3),
                            "error": exc.message})
@@ -719,7 +719,8 @@ class Actions:
         def save(phase: str) -> None:
             record.phase = phase
             record.created = {"container": mig.created.container, "volumes": list(mig.created.volumes),
-                              "networks": list(mig.created.networks), "helpers": list(mig.created.helpers)}
+                              "networks": list(mig.created.networks), "helpers": list(mig.created.helpers),
+                              "tags": list(mig.created.tags), "image": str(doc.get("Image") or "")}
             record.source_stopped = mig.src_stopped
             record.final_copy_done = mig.final_copy_done
             record.target_started = mig.target_started

@@ -180,6 +180,23 @@ async def inspect_image(client: EngineClient, ref: str) -> dict[str, Any] | None
     return doc if isinstance(doc, dict) else None
 
 
+async def tag_image(client: EngineClient, image: str, repo: str, tag: str) -> None:
+    await client.request("POST", f"/images/{q(image)}/tag", params={"repo": repo, "tag": tag})
+
+
+async def remove_tag(client: EngineClient, ref: str, image_id: str) -> bool:
+    """Remove the reference ``ref`` when it still names ``image_id`` (the image goes too when nothing else
+    uses it: it came with the tag). Never forced: an image someone uses since stays, with the error said."""
+    doc = await inspect_image(client, ref)
+    if doc is None or doc.get("Id") != image_id:
+        return False
+    try:
+        await client.request("DELETE", f"/images/{q(ref)}", params={"noprune": "0"})
+        return True
+    except NotFound:
+        return False
+
+
 @contextlib.asynccontextmanager
 async def _source(client: EngineClient, path: str, params: Mapping[str, Any] | None
                   ) -> AsyncIterator[AsyncIterator[bytes]]:

@@ -75,6 +75,92 @@ class VolumeSpec:
     anonymous: bool
 
 
+IMAGE_CONFIG = ("User", "Env", "Cmd", "Entrypoint", "WorkingDir", "Volumes", "ExposedPorts", "Labels", "Healthcheck",
+                "StopSignal", "Shell", "OnBuild", "ArgsEscaped")
+
+
+@dataclass
+class ImagePlan:
+    """How the target gets the source's image, keeping the reference the operator wrote (``Config.Image``)."""
+
+    id: str  # the image the source runs
+    ref: str  # what the target container is created from (Config.Image there)
+    transfer: str | None  # what to send (a reference, so the load tags it, or the id); None: nothing to send
+    tag: str | None  # the reference this migration adds on the target (undone by rollback)
+    size: int
+    line: str  # for the plan
+    refusal: str | None = None
+    warning: str | None = None
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``registry:5000/app:1.2`` -> (``registry:5000/app``, ``1.2``); no tag -> ``latest``."""
+    name, sep, tag = ref.rpartition(":")
+    return (name, tag) if sep and "/" not in tag else (ref, "latest")
+
+
+def _is_id(ref: str, image_id: str) -> bool:
+    bare = ref.removeprefix("sha256:")
+    return bool(bare) and all(c in "0123456789abcdef" for c in bare) and image_id.removeprefix(
+        "sha256:").startswith(bare)
+
+
+def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two image ids with the same layers (content-addressed diff ids) and the same run-time config: two
+    builds or imports of one thing (their ids differ by creation time only)."""
+    layers = (a.get("RootFS") or {}).get("Layers")
+    if not layers or layers != (b.get("RootFS") or {}).get("Layers"):
+        return False
+    if any(a.get(k) != b.get(k) for k in ("Os", "Architecture", "Variant")):
+        return False
+    ac, bc = a.get("Config") or {}, b.get("Config") or {}
+    return all((ac.get(k) or None) == (bc.get(k) or None) for k in IMAGE_CONFIG)
+
+
+async def image_plan(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *, by_id: bool) -> ImagePlan:
+    image_id = str(doc.get("Image") or "")
+    short = image_id.removeprefix("sha256:")[:12]
+    written = str((doc.get("Config") or {}).get("Image") or image_id)
+    src_doc = await ops.inspect_image(src, image_id) or {}
+    size_ = int(src_doc.get("Size") or 0)
+    send = f"transfer {size(size_)}"
+    dst_by_id = await ops.inspect_image(dst, image_id)
+    have = f"present on {dst.name}" if dst_by_id is not None else send
+
+    def by_id_plan(why: str, warning: str | None = None) -> ImagePlan:
+        return ImagePlan(image_id, image_id, None if dst_by_id is not None else image_id, None, size_,
+                         f"image: created from {short} by id ({why}); {have}", warning=warning)
+
+    if _is_id(written, image_id):
+        return ImagePlan(image_id, written, None if dst_by_id is not None else image_id, None, size_,
+                         f"image: {have}")
+    named = await ops.inspect_image(src, written)
+    if named is None or named.get("Id") != image_id:
+        return by_id_plan(f"{written} on {src.name} names another image now")
+    dst_named = await ops.inspect_image(dst, written)
+    if dst_named is not None and dst_named.get("Id") == image_id:
+        return ImagePlan(image_id, written, None, None, size_, f"image: {written} present on {dst.name}")
+    if "@" in written:  # a digest: only a pull can give the image that name
+        return by_id_plan(f"the digest reference {written} cannot be recreated on {dst.name}",
+                          f"the copy's image shows as {short}, not {written}")
+    if dst_named is None:
+        if dst_by_id is not None:
+            return ImagePlan(image_id, written, None, written, size_,
+                             f"image: present on {dst.name} by id, tagged {written} there")
+        return ImagePlan(image_id, written, written, written, size_, f"image: {send} as {written}")
+    other = str(dst_named.get("Id") or "").removeprefix("sha256:")[:12]
+    if same_content(src_doc, dst_named):
+        return ImagePlan(image_id, written, None, None, size_,
+                         f"image: {written} on {dst.name} is {other}, another build of the same layers and config "
+                         f"as {short}: used as it is")
+    if by_id:
+        return by_id_plan(f"--image-by-id: {written} on {dst.name} is another image, {other}",
+                          f"the copy's image shows as {short}, not {written}")
+    return ImagePlan(image_id, written, None, None, size_, "", refusal=(
+        f"image {written} on {dst.name} is another image ({other}, not the {short} it runs): retag or remove it "
+        f"there, or pass --image-by-id to create the copy from {short} without its name"))
+
+
 @dataclass
 class Facts:
     """Everything pre-flight learnt; execute() recomputes it right before acting."""
@@ -83,13 +169,14 @@ class Facts:
     src_load: NodeLoad
     dst_load: NodeLoad
     need: Need
-    image_ref: str
-    image_present: bool
+    image_ref: str  # what the target is created from: the source's reference whenever it can be kept
+    image_present: bool  # nothing to transfer
     image_size: int
     volumes: list[VolumeSpec]
     networks: dict[str, dict[str, Any]]  # name -> endpoint config to recreate
     missing_networks: dict[str, dict[str, Any]]  # name -> source network inspect
     warnings: list[str]
+    image: ImagePlan | None = None
 
     @property
     def name(self) -> str:
@@ -101,7 +188,7 @@ def _anonymous(name: str) -> bool:
 
 
 async def preflight(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *, cpu_max: float, mem_max: float,
-                    allow_bind: bool = False) -> Facts:
+                    allow_bind: bool = False, image_by_id: bool = False) -> Facts:
     """Raise ActionError listing every reason the move must not start; else return the facts."""
     cid = doc["Id"]
     name = str(doc.get("Name", "")).lstrip("/")
@@ -183,19 +270,15 @@ async def preflight(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *
         if deleted:
             warnings.append(f"{len(deleted)} path(s) deleted from the image layer will reappear on the target "
                             f"(storage driver {dst_load.driver}, not overlay2)")
-    image_id = str(doc.get("Image") or "")
-    config_image = str((doc.get("Config") or {}).get("Image") or image_id)
-    src_image = await ops.inspect_image(src, config_image)
-    image_ref = config_image if src_image and src_image.get("Id") == image_id else image_id
-    present = await ops.inspect_image(dst, image_id) is not None
-    if not present and image_ref != image_id:
-        dst_tag = await ops.inspect_image(dst, image_ref)
-        if dst_tag is not None:  # the tag means another image there: transfer by id
-            image_ref = image_id
-    image_size = int((src_image or await ops.inspect_image(src, image_id) or {}).get("Size") or 0)
+    image = await image_plan(src, dst, doc, by_id=image_by_id)
+    if image.refusal:
+        reasons.append(image.refusal)
+    if image.warning:
+        warnings.append(image.warning)
     if reasons:
         raise ActionError(f"cannot migrate {name} to {dst.name}: " + "; ".join(reasons))
-    return Facts(doc, src_load, dst_load, need, image_ref, present, image_size, volumes, endpoints, missing, warnings)
+    return Facts(doc, src_load, dst_load, need, image.ref, image.transfer is None, image.size, volumes, endpoints,
+                 missing, warnings, image)
 
 
 def summary(facts: Facts, src: str, dst: str, tenant: str, remove_source: bool) -> tuple[str, ...]:
@@ -214,6 +297,7 @@ def summary(facts: Facts, src: str, dst: str, tenant: str, remove_source: bool) 
         f"node: {src} -> {dst}",
         f"tenant: {tenant}",
         effect,
+        facts.image.line if facts.image else
         f"image: {'present on target' if facts.image_present else f'transfer {size(facts.image_size)}'}",
         f"volumes: {vols}",
         f"networks: {', '.join(facts.networks) or 'none'}",
@@ -271,11 +355,12 @@ class Created:
     volumes: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     helpers: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # image references added on the target
 
     def describe(self) -> list[str]:
         out = [f"container {self.container[:12]}"] if self.container else []
         out += [f"volume {v}" for v in self.volumes] + [f"network {n}" for n in self.networks]
-        out += [f"helper {h[:12]}" for h in self.helpers]
+        out += [f"helper {h[:12]}" for h in self.helpers] + [f"image tag {t}" for t in self.tags]
         return out
 
 
@@ -333,10 +418,17 @@ class Migration:
     async def precopy(self) -> None:
         f = self.facts
         self._save("pre-copy")
-        if not f.image_present:
-            self.emit("pre-copy", f"image {f.image_ref} -> {self.dst.name} ({size(f.image_size)})")
-            moved = await ops.transfer_image(self.src, self.dst, f.image_ref, self.count)
-            self.details["image_bytes"] = moved
+        image = f.image
+        if image is not None and image.tag:
+            self.created.tags.append(image.tag)  # recorded first: a load or tag whose answer is lost is undone too
+            self._save()
+        if image is not None and image.transfer:
+            self.emit("pre-copy", f"image {image.transfer} -> {self.dst.name} ({size(f.image_size)})")
+            self.details["image_bytes"] = await ops.transfer_image(self.src, self.dst, image.transfer, self.count)
+        elif image is not None and image.tag:
+            self.emit("pre-copy", f"image {image.id.removeprefix('sha256:')[:12]} tagged {image.tag} on "
+                                  f"{self.dst.name}")
+            await ops.tag_image(self.dst, image.id, *split_ref(image.tag))
         for net, info in f.missing_networks.items():
             self.emit("pre-copy", f"network {net}")
             body: dict[str, Any] = {"Name": net, "Driver": info.get("Driver") or "bridge",
@@ -706,13 +798,20 @@ class Migration:
                 errors.append(err)
             else:
                 c.volumes.remove(vol)
-        if not keep_networks:
+        if not keep_networks:  # a rebuild keeps what the new target container needs: its networks and image
             for net in list(c.networks):
                 err = await ops.best_effort(ops.remove_network(self.dst, net))
                 if err:
                     errors.append(err)
                 else:
                     c.networks.remove(net)
+            for tag in list(c.tags):
+                err = await ops.best_effort(ops.remove_tag(self.dst, tag, self.facts.image.id if self.facts.image
+                                                           else str(self.facts.doc.get("Image"))))
+                if err:
+                    errors.append(err)
+                else:
+                    c.tags.remove(tag)
         return errors
 
     def _ours(self, doc: dict[str, Any]) -> bool:

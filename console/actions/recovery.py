@@ -62,6 +62,7 @@ class Assessment:
     lock: dict[str, Any] | None  # the stale lock container on the source, when it is this migration's
     foreign_lock: str | None  # a lock held by someone else (never touched)
     notes: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # journaled image references added on the target, still there
 
     @property
     def target_ran(self) -> bool:
@@ -99,7 +100,8 @@ class Assessment:
             return _running(self.target) and source_put_away and clean_target
         source_ok = (self.source is not None and _running(self.source) == r.was_running
                      and _policy(self.source) == str(r.source_policy.get("Name") or "no"))
-        return (self.target is None and not self.volumes and not self.networks and clean_target and source_ok)
+        return (self.target is None and not self.volumes and not self.networks and not self.tags and clean_target
+                and source_ok)
 
     def lines(self, mode: str) -> list[str]:
         r = self.record
@@ -159,7 +161,13 @@ async def assess(record: MigrationRecord, src: EngineClient, dst: EngineClient) 
         else:
             foreign = f"{lock_name(record.source_id)} is held by {labels.get(ops.OWNER, '?')} doing " \
                       f"{labels.get(ops.ACTION, '?')}"
-    return Assessment(record, source, target, helpers, volumes, networks, lock, foreign)
+    image = str(created.get("image") or "")
+    tags = []
+    for tag in created.get("tags") or []:
+        doc = await ops.inspect_image(dst, str(tag))
+        if doc is not None and doc.get("Id") == image:
+            tags.append(str(tag))
+    return Assessment(record, source, target, helpers, volumes, networks, lock, foreign, tags=tags)
 
 
 def _made_for(doc: dict[str, Any], record: MigrationRecord, source: dict[str, Any] | None) -> bool:
@@ -232,6 +240,12 @@ async def rollback(a: Assessment, src: EngineClient, dst: EngineClient, step: An
             notes.append(f"network {net} left on {r.target_node}: {err}")
         else:
             removed.append(f"network {net}")
+    for tag in a.tags:  # after the container: the image goes with the tag when nothing else uses it
+        err = await ops.best_effort(ops.remove_tag(dst, tag, str((r.created or {}).get("image") or "")))
+        if err:
+            notes.append(f"image tag {tag} left on {r.target_node}: {err}")
+        else:
+            removed.append(f"image tag {tag}")
     notes.append(f"removed from {r.target_node}: {', '.join(removed)}" if removed
                  else f"target side on {r.target_node} already clean")
     if a.source is None:

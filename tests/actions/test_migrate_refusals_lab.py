@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from action_helpers import dk, run
+from action_helpers import dk, read_file, run
 from dockerlab import BUSYBOX_REF, Lab
 
 from console.actions import ActionError, Actions, AuditLog
@@ -241,3 +241,96 @@ async def test_the_plan_for_a_container_that_is_not_running_says_nothing_is_stop
     result = await actions.execute(await actions.plan("migrate", "cold", to=N2))
     assert result.ok, result.message
     assert dk(lab, N2).containers.get("cold").status == "created"
+
+
+# -- item 6: the image reference the operator wrote survives the move ------------------------------------
+
+def _build(lab: Lab, node: str, ref: str, content: str) -> str:
+    """An image only ``node`` has: busybox plus one file; returns its id."""
+    base = run(lab, node, f"build-{node}", cmd=["sh", "-c", f"echo {content} > /app-version; sleep 100000"])
+    base.exec_run(["true"])
+    base.stop(timeout=1)
+    repo, tag = ref.split(":")
+    image = base.commit(repo, tag)
+    base.remove()
+    return str(image.id)
+
+
+async def test_a_migrated_container_keeps_its_image_reference_when_the_ids_differ(lab: Lab,
+                                                                                  actions: Actions) -> None:
+    # Given berth/busybox:test imported on each node on its own: the same layers under two ids
+    src_id = dk(lab, N1).images.get(BUSYBOX_REF).id
+    dst_id = dk(lab, N2).images.get(BUSYBOX_REF).id
+    assert src_id != dst_id
+    run(lab, N1, "ref")
+    plan = await actions.plan("migrate", "ref", to=N2)
+    [line] = [x for x in plan.summary if x.startswith("image:")]
+    assert "another build of the same layers and config" in line and "used as it is" in line, line
+    result = await actions.execute(plan)
+    assert result.ok, result.message
+    # Then the copy shows the reference as written, `docker images` names its image, and image filters find it
+    t = dk(lab, N2).containers.get("ref")
+    assert t.attrs["Config"]["Image"] == BUSYBOX_REF
+    assert BUSYBOX_REF in dk(lab, N2).images.get(t.attrs["Image"]).tags
+    assert [c.name for c in dk(lab, N2).containers.list(filters={"ancestor": BUSYBOX_REF})] == ["ref"]
+    assert dk(lab, N2).images.get(BUSYBOX_REF).id == dst_id  # nothing retagged
+
+
+async def test_a_tag_naming_another_image_on_the_target_is_refused_unless_by_id(
+        lab: Lab, actions: Actions, audit: AuditLog, tmp_path: Path) -> None:
+    src_id = _build(lab, N1, "berth/app:v1", "one")
+    dst_id = _build(lab, N2, "berth/app:v1", "two")
+    run(lab, N1, "app", image="berth/app:v1")
+    before = nodes_state(lab)
+    with pytest.raises(ActionError) as err:
+        await actions.plan("migrate", "app", to=N2)
+    text = str(err.value)
+    assert "\n" not in text
+    assert (f"image berth/app:v1 on {N2} is another image ({dst_id[7:19]}, not the {src_id[7:19]} it runs)"
+            in text and "--image-by-id" in text)
+    assert nodes_state(lab) == before
+    # With --image-by-id the copy runs the exact image, and the target's tag still names its own image
+    plan = await actions.plan("migrate", "app", to=N2, image_by_id=True)
+    assert any(line.startswith(f"warning: the copy's image shows as {src_id[7:19]}") for line in plan.summary)
+    result = await actions.execute(plan)
+    assert result.ok, result.message
+    t = dk(lab, N2).containers.get("app")
+    assert t.attrs["Image"] == src_id and read_file(t, "/app-version") == b"one\n"
+    assert dk(lab, N2).images.get("berth/app:v1").id == dst_id
+
+
+async def test_an_image_sent_with_its_tag_is_removed_again_by_rollback(lab: Lab, actions: Actions) -> None:
+    # Given an image only n1 has, and a container healthy on n1 only (its check reads the node's data root)
+    _build(lab, N1, "berth/solo:v1", "solo")
+    run(lab, N1, "solo", image="berth/solo:v1",
+        healthcheck={"test": ["CMD-SHELL", "grep -q /n1/data/ /proc/self/mountinfo"], "interval": 200_000_000,
+                     "retries": 1})
+    before = nodes_state(lab)
+    tagged = []
+
+    def watch(p: Any) -> None:
+        if p.phase == "switch" and p.detail.startswith("starting"):
+            tagged.extend(i.id for i in dk(lab, N2).images.list() if "berth/solo:v1" in i.tags)
+
+    plan = await actions.plan("migrate", "solo", to=N2)
+    assert any(line.startswith("image: transfer") and line.endswith("as berth/solo:v1") for line in plan.summary)
+    result = await actions.execute(plan, watch)
+    # Then the move failed on the target's health and rolled back; the tag it had added went with it
+    assert not result.ok and "unhealthy" in result.message, result.message
+    assert tagged, "the image should have been on the target under its reference"
+    assert dk(lab, N1).containers.get("solo").status == "running"
+    assert nodes_state(lab) == before
+
+
+async def test_an_image_already_on_the_target_by_id_gets_its_reference(lab: Lab, actions: Actions) -> None:
+    image_id = _build(lab, N1, "berth/bare:v1", "bare")
+    data = b"".join(dk(lab, N1).images.get(image_id).save(named=False))
+    dk(lab, N2).images.load(data)  # loaded by id: no tag on n2
+    assert dk(lab, N2).images.get(image_id).tags == []
+    run(lab, N1, "bare", image="berth/bare:v1")
+    plan = await actions.plan("migrate", "bare", to=N2)
+    assert f"image: present on {N2} by id, tagged berth/bare:v1 there" in plan.summary
+    result = await actions.execute(plan)
+    assert result.ok, result.message
+    t = dk(lab, N2).containers.get("bare")
+    assert t.attrs["Config"]["Image"] == "berth/bare:v1" and t.attrs["Image"] == image_id
