@@ -108,3 +108,27 @@ def test_a_fleet_built_only_for_its_layout_makes_nothing_on_disk() -> None:
     assert fleet.layout.nodes and not fleet.dir.exists()
     fleet.close()  # closing an unstarted fleet is harmless
     assert not fleet.dir.exists()
+
+
+def test_a_dir_others_can_write_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    # Given a --dir its group can write (anyone in it could swap a socket or the inventory for a link)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o775)
+    r = subprocess.run([sys.executable, "-m", "console", "sim", "--nodes", "1", "--dir", str(shared)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    # Then one line naming it, exit 2, nothing made in it and no node started
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"{shared}: directory is writable by its group" in r.stderr
+    assert list(shared.iterdir()) == [] and not _pids_serving(shared)
+
+
+def test_a_symlinked_inventory_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.toml"
+    victim.write_text("# mine\n")
+    (tmp_path / "fleet").mkdir(mode=0o700)
+    (tmp_path / "fleet" / "inventory.toml").symlink_to(victim)
+    with pytest.raises(OSError, match="inventory.toml: is a symbolic link"):
+        SimFleet(nodes=1, containers_per_node=1, dir=tmp_path / "fleet", in_process=True).start()
+    assert victim.read_text() == "# mine\n" and (tmp_path / "fleet" / "inventory.toml").is_symlink()
+    assert not (tmp_path / "fleet" / "sim-01" / "docker.sock").exists()
