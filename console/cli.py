@@ -13,14 +13,35 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
 from console import __version__
 from console.config import ConfigError, Inventory, inventory_from_contexts, resolve_inventory
+from console.fmt import printable
 from console.safefs import StateFileError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class PrintableStream:
+    """stdout or stderr of a headless command: what it writes reaches the terminal printable.
+
+    Tables, plans, progress, audit lines and errors all carry engine text (names, labels, daemon
+    messages); this is their one exit, so none can print an escape sequence or a bidi override.
+    The commands' own newlines and tabs are kept; JSON output is already escaped (fmt.json_safe).
+    """
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        self.raw.write(printable(text, keep="\n\t"))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding...
+        return getattr(self.raw, name)
 
 
 class UsageError(Exception):
@@ -123,20 +144,23 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    saved = sys.stdout, sys.stderr
     try:
         args = parser.parse_args(argv)
         for name, default in (("inventory", None), ("theme", None), ("read_only", False), ("verbose", False)):
             if not hasattr(args, name):
                 setattr(args, name, default)
+        handler: Handler = getattr(args, "handler", cmd_console)
+        if handler is not cmd_console:  # the console draws its own screen: its text is made safe per widget
+            sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)  # type: ignore[assignment]
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR,
                             format="berth: %(levelname)s %(name)s: %(message)s")
-        handler: Handler = getattr(args, "handler", cmd_console)
         return handler(args)
     except UsageError as exc:
-        print(exc, file=sys.stderr)
+        print(printable(str(exc)), file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
-        print(f"berth: {exc}", file=sys.stderr)
+        print(f"berth: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except StateFileError as exc:  # refused before anything changed: nothing is written through it
         print(f"berth: {exc}", file=sys.stderr)
@@ -148,5 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the operator, the traceback with -v
         if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
             raise
-        print(f"berth: internal error: {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        print(f"berth: internal error: {type(exc).__name__}: {printable(str(exc))} (run with -v for details)",
+              file=sys.stderr)
         return 70
+    finally:
+        sys.stdout, sys.stderr = saved

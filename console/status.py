@@ -145,7 +145,8 @@ async def run_status(inventory: Inventory, *, as_json: bool, watch: bool, interv
                 await asyncio.sleep(interval)
                 snap = fleet.publish()
         if as_json:
-            out.write(orjson.dumps(to_json(snap), option=orjson.OPT_INDENT_2).decode() + "\n")
+            # exact data; C1 controls and bidi marks (which orjson passes raw) as JSON escapes
+            out.write(fmt.json_safe(orjson.dumps(to_json(snap), option=orjson.OPT_INDENT_2).decode()) + "\n")
         else:
             out.write(render_tables(snap) + "\n")
             if not snap.complete:

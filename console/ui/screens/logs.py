@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from typing import ClassVar
 
@@ -91,17 +90,15 @@ class LogsScreen(Screen[None]):
         screen = self
 
         async def pump(client: object) -> None:
-            pending: list[tuple[int, str]] = []
-            last = time.monotonic()
+            # Each chunk's whole lines go out as they come: holding them for a later chunk left a
+            # quiet container's last lines (often all of them) unshown while it stayed quiet.
             async for chunk in log_chunks(client, cid):
-                pending.extend(decoder.feed(chunk))
-                now = time.monotonic()
-                if pending and (now - last > 0.1 or len(pending) > 500):
-                    screen.post_message(screen.Lines(pending))
-                    pending, last = [], now
-            pending.extend(decoder.flush())
-            if pending:
-                screen.post_message(screen.Lines(pending))
+                lines = decoder.feed(chunk)
+                if lines:
+                    screen.post_message(screen.Lines(lines))
+            rest = decoder.flush()
+            if rest:
+                screen.post_message(screen.Lines(rest))
 
         self.state = "streaming"
         self._status()
