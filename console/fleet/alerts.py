@@ -108,7 +108,8 @@ def derive_alerts(snapshot: FleetSnapshot, thresholds: Thresholds, now: float) -
             out.append(Alert(Severity.CRITICAL, "oom-killed", "container", c.id,
                              f"{where} OOM-killed" + (f" (exit {c.exit_code})" if c.exit_code is not None else ""),
                              c.node))
-        elif c.oom_killed:
+        elif c.oom_killed and c.started_at is not None and now - c.started_at <= thresholds.restart_window:
+            # dockerd keeps OOMKilled after a start: news only while the restart is recent
             out.append(Alert(Severity.WARNING, "oom-killed", "container", c.id,
                              f"{where} was OOM-killed and restarted", c.node))
         if c.restart_count >= thresholds.restart_loop and (

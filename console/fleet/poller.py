@@ -23,7 +23,7 @@ import resource
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from datetime import datetime
 from typing import Any
@@ -63,6 +63,17 @@ WARMUP_LIMIT = 30.0  # a node that never completes must not keep the publisher c
 # Event actions that change what we show about a container.
 CONTAINER_EVENTS = ("create", "start", "restart", "die", "oom", "kill", "stop", "pause", "unpause",
                     "destroy", "rename", "health_status", "update")
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """Re-read now, not at the next poll: one node (its listing and Berth's markers on it: cordon,
+    isolation, locks) and, with `container_id`, that container's inspect too. What an action's
+    caller sends when it finished, so the next snapshot shows the result instead of the state
+    before it for up to a listing interval."""
+
+    node: str
+    container_id: str | None = None
 
 
 def parse_time(text: Any) -> float | None:
@@ -529,7 +540,8 @@ class NodeWatcher:
             return
         self._ok()
         if attrs.get(ROLE_LABEL):
-            return  # Berth's own helpers; the listing picks up their meaning
+            self._apply_helper_event(action, attrs)
+            return
         c = self.containers.get(cid)
         if action == "destroy":
             if c is not None:
@@ -545,7 +557,12 @@ class NodeWatcher:
         if isinstance(attrs.get("name"), str):
             c.name = attrs["name"].lstrip("/")
         c.event_at = time.monotonic()
-        if action == "start" or action == "unpause" or action == "restart":
+        at = nano / 1e9 if isinstance(nano, int) else time.time()
+        if action == "start" or action == "restart":
+            c.state = "running"
+            c.status = "Up"
+            c.started_at = at  # now, not the last run's start until the inspect answers
+        elif action == "unpause":
             c.state = "running"
             c.status = "Up"
         elif action == "die":
@@ -571,6 +588,38 @@ class NodeWatcher:
                 self._schedule_inspect(cid)
         self._reconcile_streams()
         self.on_change()
+
+    def _apply_helper_event(self, action: str, attrs: dict[str, Any]) -> None:
+        """A Berth lock appearing or going is an action starting or ending on its target: the
+        badge follows at once, not at the next listing (the listing stays the authority)."""
+        if attrs.get(ROLE_LABEL) != "lock" or not isinstance(attrs.get(TARGET_LABEL), str):
+            return
+        target = attrs[TARGET_LABEL]
+        c = self.containers.get(target) or next(
+            (c for cid, c in self.containers.items() if cid.startswith(target) and len(target) >= 12), None)
+        if c is None:
+            return
+        busy = str(attrs.get(ACTION_LABEL) or "busy") if action in ("create", "start") else \
+            None if action in ("destroy", "die") else c.busy
+        if busy != c.busy:
+            c.busy = busy
+            c.touch()
+            self.on_change()
+
+    async def refresh(self, container_id: str | None = None) -> None:
+        """Re-read the listing (states, markers, locks) and, given one, that container's inspect,
+        now. Failures are the node loops' business: they mark the node down or degraded."""
+        if self.state in (NodeState.DOWN, NodeState.CONNECTING):
+            return
+        try:
+            await self._refresh_list()
+            if container_id is not None:
+                cid = container_id if container_id in self.containers else next(
+                    (k for k in self.containers if k.startswith(container_id)), None)
+                if cid is not None:
+                    await self._inspect(cid)
+        except EngineError as exc:
+            log.debug("refresh of %s failed: %s", self.name, exc)
 
     # -- stats ---------------------------------------------------------------
 
@@ -836,6 +885,12 @@ class Fleet:
         focus = frozenset(ids)
         for w in self.watchers:
             w.set_focus(focus)
+
+    async def refresh(self, *requests: Refresh) -> FleetSnapshot:
+        """Re-read the named nodes/containers now and publish at once (see Refresh)."""
+        by_name = {w.name: w for w in self.watchers}
+        await asyncio.gather(*(by_name[r.node].refresh(r.container_id) for r in requests if r.node in by_name))
+        return self.publish()
 
     def _changed(self, stats_only: bool = False) -> None:
         if stats_only:

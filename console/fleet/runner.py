@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from console.config import Inventory
 from console.fleet.model import FleetSnapshot
-from console.fleet.poller import Fleet
+from console.fleet.poller import Fleet, Refresh
 
 
 class FleetThread:
@@ -52,6 +52,13 @@ class FleetThread:
         """Thread-safe: the container ids now on screen (sampled at full rate)."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.fleet.set_focus, ids)
+
+    def refresh(self, *requests: Refresh) -> None:
+        """Thread-safe: re-read these nodes/containers now (an action just changed them); the
+        snapshot with the result is published as soon as the reads answer."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and requests:
+            asyncio.run_coroutine_threadsafe(self.fleet.refresh(*requests), loop)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._loop is not None and self._stopping is not None and not self._loop.is_closed():

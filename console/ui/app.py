@@ -29,6 +29,7 @@ from console.config import AlertThresholds, ConfigError, Inventory
 from console.fmt import printable
 from console.fleet.alerts import Alert, derive_alerts
 from console.fleet.model import ContainerSnapshot, FleetSnapshot, NodeSnapshot, TenantSnapshot
+from console.fleet.poller import Refresh
 from console.ui import commandline, operations, registry, themes
 from console.ui.cells import Context
 from console.ui.collector import Collector
@@ -510,6 +511,7 @@ class BerthApp(App[int]):
             return
         finally:
             self._running_actions.discard(label)
+            self.refresh_after("recover", None, {})
         mark = "✔" if result.ok else "✖"
         self.activity(f"{mark} {label}: {result.message} (audit {result.audit_id})", ok=result.ok,
                       error=not result.ok)
@@ -603,6 +605,8 @@ class BerthApp(App[int]):
             return
         finally:
             self._running_actions.discard(progress_label)
+            # done, failed or rolled back: what the object looks like now, not at the next poll
+            self.refresh_after(command, target, getattr(plan, "params", {}) or {})
         message = getattr(result, "message", "") or "done"
         extra = []
         if getattr(result, "downtime", None) is not None:
@@ -614,6 +618,22 @@ class BerthApp(App[int]):
             self.activity(f"✔ {verb} {label}: {message}{suffix}", ok=True)
         else:
             self.activity(f"✖ {verb} {label}: {message}{suffix}", error=True)
+
+    def refresh_after(self, command: str, target: Any, params: Any) -> None:
+        """Ask the poller to re-read what an action touched, now (see console.fleet.poller.Refresh)."""
+        refresh = getattr(self.feed, "refresh", None)
+        if refresh is None:
+            return
+        if isinstance(target, ContainerSnapshot):
+            requests = [Refresh(target.node, target.id)]
+            dest = params.get("to") if hasattr(params, "get") else None
+            if isinstance(dest, str) and dest != target.node:
+                requests.append(Refresh(dest))
+        elif isinstance(target, NodeSnapshot) and command != "drain":
+            requests = [Refresh(target.name)]
+        else:  # drain and recover move containers between nodes: re-read them all
+            requests = [Refresh(n.name) for n in (self.snapshot.nodes if self.snapshot is not None else ())]
+        refresh(*requests)
 
     def _target_lines(self, target: Any) -> list[str]:
         if isinstance(target, ContainerSnapshot):

@@ -82,6 +82,18 @@ def _limits(doc: dict[str, Any]) -> list[str]:
     return out or ["(none)"]
 
 
+def _state_line(state: dict[str, Any]) -> str:
+    """Exit code and OOM kill belong to the last run: dockerd keeps OOMKilled true after a start,
+    so they are shown only while the container is not running."""
+    status = state.get("Status", "?")
+    if status in ("running", "paused", "restarting") or state.get("Running"):
+        started = f"  started {state['StartedAt']}" if state.get("StartedAt") else ""
+        return f"{status}  pid {state.get('Pid', '-')}{started}"
+    oom = "  OOM-killed" if state.get("OOMKilled") else ""
+    finished = f"  finished {state['FinishedAt']}" if state.get("FinishedAt") else ""
+    return f"{status}  exit {state.get('ExitCode', '-')}{oom}{finished}"
+
+
 def inspect_sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """Ordered (title, lines) for the detail screen from GET /containers/{id}/json."""
     cfg = doc.get("Config") or {}
@@ -91,8 +103,7 @@ def inspect_sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return [
         ("Image", [str(cfg.get("Image") or doc.get("Image") or "?")]),
         ("Command", [" ".join(cmd) or "(image default)"]),
-        ("State", [f"{state.get('Status', '?')}  pid {state.get('Pid', '-')}  "
-                   f"exit {state.get('ExitCode', '-')}  oom {state.get('OOMKilled', False)}"]),
+        ("State", [_state_line(state)]),
         ("Ports", _ports(doc) or ["(none)"]),
         ("Networks", _networks(doc)),
         ("Mounts", _mounts(doc)),

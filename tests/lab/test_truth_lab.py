@@ -74,3 +74,97 @@ async def test_a_down_nodes_containers_are_last_known_and_out_of_the_live_totals
     assert "?/2" in row and f"?/{node.cpus}" in row and "0.00/" not in row
     burn_row = next(line for line in tables.splitlines() if line.startswith("acme-burn"))
     assert "running?" in burn_row.split() and "?" in burn_row.split()
+
+
+# -- state after an action ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path
+
+
+async def _act(actions, verb: str, spec: str) -> None:
+    result = await actions.execute(await actions.plan(verb, spec))
+    assert result.ok, result.message
+
+
+async def test_after_cordon_and_uncordon_a_refresh_shows_the_result_at_once(scratch_lab: Lab,
+                                                                           private_state: Path) -> None:
+    """Given a fleet whose listing (where cordons are read) is an hour away, when a node is cordoned
+    and then uncordoned, then the poller's Refresh of that node shows each result in the next
+    snapshot (the console sends it when an action ends): no 15 s of `cordoned` after an uncordon."""
+    from functools import partial
+
+    from console.actions import Actions, AuditLog
+    from console.fleet.poller import NodeWatcher, Refresh
+
+    node = scratch_lab.nodes[0].name
+    inv = load_inventory(scratch_lab.write_inventory(private_state / "inventory.toml"))
+    actions = Actions(inv, audit=AuditLog(private_state / "audit.jsonl", user="tester@lab"))
+    fleet = Fleet(inv, watcher_factory=partial(NodeWatcher, list_interval=3600))
+    try:
+        async with fleet:
+            await fleet.wait_complete(20)
+            await _act(actions, "cordon", node)
+            assert not fleet.publish().node(node).cordoned  # the poller alone has not seen it yet
+            assert (await fleet.refresh(Refresh(node))).node(node).cordoned
+            await _act(actions, "uncordon", node)
+            assert not (await fleet.refresh(Refresh(node))).node(node).cordoned
+    finally:
+        await actions.aclose()
+
+
+async def test_a_restart_badge_follows_the_lock_and_a_started_oom_kill_is_history(scratch_lab: Lab,
+                                                                                 private_state: Path) -> None:
+    """Given a container that ignores SIGTERM (a restart holds its lock for the stop timeout) and one
+    that was OOM-killed: the RESTART badge shows while the lock exists and is gone as soon as the
+    lock is (lock events, no listing); after starting the OOM-killed one, its row and detail say
+    running with the new start time, no OOM badge and no old exit code, though dockerd keeps
+    State.OOMKilled true."""
+    from functools import partial
+
+    from console.actions import Actions, AuditLog
+    from console.fleet.poller import NodeWatcher, Refresh
+    from console.ui.cells import Context, badge, container_state
+    from console.ui.inspect_view import inspect_sections
+    from console.ui.screens.detail import facts_markup
+
+    lab_node = scratch_lab.nodes[0]
+    stubborn = lab_node.run_container("stubborn", ("sh", "-c", "trap '' TERM; while :; do sleep 1; done"),
+                                      init=False, stop_timeout=3)
+    oomer = lab_node.run_container("oomer", ("sh", "-c", "sleep 1; head -c 200m /dev/zero | tail"),
+                                   mem_limit="16m", memswap_limit="16m")
+    inv = load_inventory(scratch_lab.write_inventory(private_state / "inventory.toml"))
+    actions = Actions(inv, audit=AuditLog(private_state / "audit.jsonl", user="tester@lab"))
+    fleet = Fleet(inv, publish_interval=0.05, watcher_factory=partial(NodeWatcher, list_interval=3600))
+    try:
+        async with fleet:
+            snap = await wait_for(fleet, lambda s: any(c.id == oomer and c.state == "exited" and c.oom_killed
+                                                       for c in s.containers), 30, "oomer OOM-killed")
+            killed = next(c for c in snap.containers if c.id == oomer)
+            assert badge(killed).text == "OOM" and killed.exit_code == 137
+
+            restart = asyncio.create_task(_act(actions, "restart", f"{lab_node.name}/stubborn"))
+            await wait_for(fleet, lambda s: next(c.busy for c in s.containers if c.id == stubborn) == "restart",
+                           10, "RESTART badge while the lock is held")
+            await restart
+            after = await wait_for(fleet, lambda s: next(c.busy for c in s.containers if c.id == stubborn) is None,
+                                   3, "badge gone with the lock, without a listing")
+            assert next(c for c in after.containers if c.id == stubborn).running
+
+            started = time.time()
+            await _act(actions, "start", f"{lab_node.name}/oomer")
+            snap = await fleet.refresh(Refresh(lab_node.name, oomer))
+            now = next(c for c in snap.containers if c.id == oomer)
+            doc = lab_node.client().api.inspect_container(oomer)
+            assert doc["State"]["OOMKilled"] is True  # what dockerd says after a start
+            assert now.state == "running" and now.started_at >= started - 1
+            assert badge(now).text == "" and container_state(now).text == "running"
+            facts = facts_markup(now, Context(now=time.time()))
+            assert "OOM" not in facts and "137" not in facts and "Up " not in facts
+            state_line = dict(inspect_sections(doc))["State"][0]
+            assert "exit" not in state_line and "OOM" not in state_line
+    finally:
+        await actions.aclose()

@@ -54,3 +54,96 @@ async def test_at_80_columns_the_down_count_is_short_and_detail_says_last_known(
         await pilot.pause()
         text = screen_text(app)
         assert "running?" in text and "NODE DOWN" in text and "last known" in text
+
+
+class RecordingFeed:
+    """The FleetThread surface the app uses, recording what it was asked to re-read."""
+
+    is_started = True
+    latest = None
+
+    def __init__(self) -> None:
+        self.refreshed: list[tuple] = []
+
+    def focus(self, ids) -> None:
+        pass
+
+    def refresh(self, *requests) -> None:
+        self.refreshed.append(requests)
+
+    def stop(self) -> None:
+        pass
+
+
+async def _confirm_and_finish(pilot, app) -> None:
+    from console.ui.screens.dialogs import ConfirmScreen
+
+    for _ in range(50):
+        if isinstance(app.screen, ConfirmScreen):
+            break
+        await pilot.pause(0.02)
+    app.screen.dismiss(True)
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+
+
+async def test_an_action_that_ends_asks_the_poller_to_reread_its_target_at_once() -> None:
+    """The result must not wait for the next listing: a container action re-reads that container,
+    a node action that node, a migration both nodes."""
+    from uifakes import FakeActions
+
+    from console.fleet.poller import Refresh
+
+    feed = RecordingFeed()
+    app = make_app(actions=FakeActions(), feed=feed)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        snap = app.snapshot
+        api = next(c for c in snap.containers if c.name == "acme-api-1")
+        app.run_action_flow("restart", "restart", api)
+        await _confirm_and_finish(pilot, app)
+        assert feed.refreshed[-1] == (Refresh("node-2", api.id),)
+        app.run_action_flow("cordon", "uncordon", snap.node("node-3"))
+        await _confirm_and_finish(pilot, app)
+        assert feed.refreshed[-1] == (Refresh("node-3"),)
+
+
+async def test_detail_rereads_inspect_when_the_container_started_again() -> None:
+    """The inspect section is of the run it was read in: a new start reads it again."""
+    from dataclasses import replace
+
+    from console.ui.screens.detail import DetailScreen
+
+    reads: list[str] = []
+
+    class CountingEngine:
+        def __init__(self, node: str) -> None:
+            pass
+
+        async def inspect(self, cid: str):
+            from uifakes import INSPECT_DOC
+
+            reads.append(cid)
+            return INSPECT_DOC
+
+    app = make_app(engine=CountingEngine)
+    async with app.run_test(size=(160, 48)) as pilot:
+        snap = app.snapshot
+        report = next(c for c in snap.containers if c.name == "globex-report")
+        app.open_detail(report)
+        for _ in range(50):
+            if reads:
+                break
+            await pilot.pause(0.02)
+        assert isinstance(app.screen, DetailScreen) and len(reads) == 1
+        assert "OOM-KILLED" in screen_text(app)
+        started = replace(report, state="running", status="Up", started_at=fleetdata.NOW - 5)
+        app.apply_snapshot(replace(snap, seq=snap.seq + 1, containers=tuple(
+            started if c.id == report.id else c for c in snap.containers)))
+        for _ in range(50):
+            if len(reads) == 2:
+                break
+            await pilot.pause(0.02)
+        assert len(reads) == 2
+        text = screen_text(app)
+        assert "OOM-KILLED" not in text and "exit" not in text.split("image")[0]

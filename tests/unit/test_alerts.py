@@ -93,9 +93,15 @@ def test_thresholds_come_from_the_inventory():
 
 
 def test_oom_killed_then_restarted_is_a_warning():
-    snap = _with_container(fleetdata.fleet(), "acme-api-3", oom_killed=True)
+    snap = _with_container(fleetdata.fleet(), "acme-api-3", oom_killed=True, started_at=NOW - 60)
     a = next(a for a in derive_alerts(snap, TH, NOW) if a.kind == "oom-killed" and "acme-api-3" in a.text)
     assert a.severity is Severity.WARNING and a.node == "node-1"
+
+
+def test_an_oom_kill_long_before_the_current_run_is_not_news():
+    """dockerd keeps State.OOMKilled true after a start: once the restart is old, no alert."""
+    snap = _with_container(fleetdata.fleet(), "acme-api-3", oom_killed=True, started_at=NOW - 3 * 3600)
+    assert not [a for a in derive_alerts(snap, TH, NOW) if a.kind == "oom-killed" and "acme-api-3" in a.text]
 
 
 def test_tenant_memory_over_quota():

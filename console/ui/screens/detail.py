@@ -50,7 +50,10 @@ def facts_markup(c: ContainerSnapshot, ctx: Context, gone: bool = False) -> str:
     if c.stale and c.running:
         uptime = f"[$stale]? (last known {uptime})[/]"
     rows = [
-        ("state", f"{escape(state.text)}  {escape(c.status)}" + ("  " + " ".join(badges) if badges else "")),
+        # While it runs, the uptime row says how long: the daemon's "Up 3 minutes" would be a second,
+        # older clock (it is as old as the last listing).
+        ("state", escape(state.text) + ("" if c.running else f"  {escape(c.status)}")
+         + ("  " + " ".join(badges) if badges else "")),
         ("node", f"{escape(c.node)}    [$text-muted]tenant[/] {escape(c.tenant)}    [$text-muted]id[/] {c.short_id}"),
         ("cpu", cpu),
         ("memory", mem),
@@ -111,7 +114,9 @@ class DetailScreen(Screen[None]):
         found = next((c for c in snap.containers if c.id == self.container_id), None)
         self.gone = found is None
         if found is not None:
-            self.container = found
+            before, self.container = self.container, found
+            if (found.state, found.started_at) != (before.state, before.started_at) and self.is_mounted:
+                self.load_inspect()  # it started, stopped or restarted: the inspect below is of before
         self.query_one("#facts", Static).update(facts_markup(self.container, ctx, self.gone))
         self.query_one(FleetHeader).show(snap, ctx.now, mode=self.app.mode_text(),  # type: ignore[attr-defined]
                                          stale_after=ctx.stale_after)
