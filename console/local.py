@@ -171,9 +171,7 @@ class LocalFeed:
         self.thread.focus(ids)
 
     def refresh(self, node: str, container_id: str | None = None) -> None:
-        from console.fleet.poller import Refresh
-
-        self.thread.refresh(Refresh(node, container_id))
+        self.thread.refresh(node, container_id)
 
     async def inspect(self, node: str, container_id: str) -> dict[str, Any]:
         return await self._reads.inspect(node, container_id)

@@ -53,12 +53,12 @@ class FleetThread:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.fleet.set_focus, ids)
 
-    def refresh(self, *requests: Refresh) -> None:
-        """Thread-safe: re-read these nodes/containers now (an action just changed them); the
-        snapshot with the result is published as soon as the reads answer."""
+    def refresh(self, node: str, container_id: str | None = None) -> None:
+        """Thread-safe: re-read this node's listing (and this container's inspect) now, an action
+        just changed it; the snapshot with the result is published as soon as the reads answer."""
         loop = self._loop
-        if loop is not None and not loop.is_closed() and requests:
-            asyncio.run_coroutine_threadsafe(self.fleet.refresh(*requests), loop)
+        if loop is not None and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self.fleet.refresh(Refresh(node, container_id)), loop)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._loop is not None and self._stopping is not None and not self._loop.is_closed():

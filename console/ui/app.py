@@ -633,7 +633,8 @@ class BerthApp(App[int]):
             requests = [Refresh(target.name)]
         else:  # drain and recover move containers between nodes: re-read them all
             requests = [Refresh(n.name) for n in (self.snapshot.nodes if self.snapshot is not None else ())]
-        refresh(*requests)
+        for r in requests:
+            refresh(r.node, r.container_id)
 
     def _target_lines(self, target: Any) -> list[str]:
         if isinstance(target, ContainerSnapshot):

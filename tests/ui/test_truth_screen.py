@@ -68,8 +68,8 @@ class RecordingFeed:
     def focus(self, ids) -> None:
         pass
 
-    def refresh(self, *requests) -> None:
-        self.refreshed.append(requests)
+    def refresh(self, node, container_id=None) -> None:
+        self.refreshed.append((node, container_id))
 
     def stop(self) -> None:
         pass
@@ -92,8 +92,6 @@ async def test_an_action_that_ends_asks_the_poller_to_reread_its_target_at_once(
     a node action that node, a migration both nodes."""
     from uifakes import FakeActions
 
-    from console.fleet.poller import Refresh
-
     feed = RecordingFeed()
     app = make_app(actions=FakeActions(), feed=feed)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -102,10 +100,10 @@ async def test_an_action_that_ends_asks_the_poller_to_reread_its_target_at_once(
         api = next(c for c in snap.containers if c.name == "acme-api-1")
         app.run_action_flow("restart", "restart", api)
         await _confirm_and_finish(pilot, app)
-        assert feed.refreshed[-1] == (Refresh("node-2", api.id),)
+        assert feed.refreshed[-1] == ("node-2", api.id)
         app.run_action_flow("cordon", "uncordon", snap.node("node-3"))
         await _confirm_and_finish(pilot, app)
-        assert feed.refreshed[-1] == (Refresh("node-3"),)
+        assert feed.refreshed[-1] == ("node-3", None)
 
 
 async def test_detail_rereads_inspect_when_the_container_started_again() -> None:
