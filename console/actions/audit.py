@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -20,8 +21,8 @@ from typing import Any
 
 from console.actions.redact import mask
 from console.actions.types import Target
-from console.safefs import StateDir, state_root
 from console.identity import Identity, local_user
+from console.safefs import StateDir, state_root
 
 
 def default_path() -> Path:
@@ -62,6 +63,10 @@ class AuditLog:
         return {"who": who.user, "identity": who.record()}
 
     def begin(self, action: str, target: Target, params: Mapping[str, Any], who: Identity | None = None) -> str:
+        """The intent, with the process running it (host, pid, pid start): a begin without an end whose
+        process is gone is an action that was interrupted (``berth recover`` lists and closes those)."""
+        from console.actions.journal import proc_start
+
         audit_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         now = time.time()
         self._append({
@@ -69,17 +74,21 @@ class AuditLog:
             "target": {"node": target.node, "id": target.id, "name": target.name, "tenant": target.tenant,
                        "state": target.state},
             "params": dict(params),
+            "host": socket.gethostname(), "pid": os.getpid(), "pid_start": proc_start(os.getpid()),
         })
         return audit_id
 
     def end(self, audit_id: str, ok: bool, phases: Sequence[Mapping[str, Any]] | None = None, error: str | None = None,
             duration: float | None = None, details: Mapping[str, Any] | None = None,
-            who: Identity | None = None) -> None:
+            who: Identity | None = None, status: str | None = None) -> None:
+        """``status`` says more than ok/failed where there is more to say: ``interrupted`` (a signal, a
+        cancel, or closed by ``berth recover`` after its process died), ``left for recover``."""
         now = time.time()
         self._append({
             "id": audit_id, "event": "end", "at": _iso(now), "ts": now, **self._who(who), "ok": ok,
             "phases": list(phases or []), "error": error,
             "duration": round(duration, 3) if duration is not None else None, "details": dict(details or {}),
+            **({"status": status} if status else {}),
         })
 
     def lines(self) -> list[dict[str, Any]]:
@@ -101,8 +110,9 @@ class AuditLog:
     def read(self, limit: int | None = None) -> list[dict[str, Any]]:
         """One merged entry per action, oldest first (the last ``limit``).
 
-        Keys: id, at, who, action, target, params, then from the end record ok (None while unfinished),
-        phases, error, duration, details, ended_at; ``demo: True`` for a demo's record.
+        Keys: id, at, who, action, target, params, host, pid, pid_start, ts, then from the end record ok
+        (None while unfinished), status, phases, error, duration, details, ended_at, ended_by;
+        ``demo: True`` for a demo's record.
         """
         entries: dict[str, dict[str, Any]] = {}
         for rec in self.lines():
@@ -113,13 +123,37 @@ class AuditLog:
                 entries[aid] = {"id": aid, "at": rec.get("at"), "who": rec.get("who"),
                                 "identity": rec.get("identity") or {}, "action": rec.get("action"),
                                 "target": rec.get("target") or {}, "params": rec.get("params") or {}, "ok": None,
-                                "phases": [], "error": None, "duration": None, "details": {}, "ended_at": None,
+                                "host": rec.get("host"), "pid": rec.get("pid"), "pid_start": rec.get("pid_start"),
+                                "ts": rec.get("ts"), "status": None, "phases": [], "error": None, "duration": None,
+                                "details": {}, "ended_at": None, "ended_by": None,
                                 **({"demo": True} if rec.get("demo") else {})}
             elif rec.get("event") == "end":
                 entry = entries.setdefault(aid, {"id": aid, "at": rec.get("at"), "who": rec.get("who"),
                                                  "action": None, "target": {}, "params": {}})
                 entry.update(ok=rec.get("ok"), phases=rec.get("phases") or [], error=rec.get("error"),
                              duration=rec.get("duration"), details=rec.get("details") or {},
-                             ended_at=rec.get("at"))
+                             ended_at=rec.get("at"), ended_by=rec.get("who"), status=rec.get("status"))
         out = list(entries.values())
         return out[-limit:] if limit else out
+
+    def dangling(self, stale_after: float) -> list[dict[str, Any]]:
+        """Begun, never ended, and no process is running them any more: the entries ``recover`` closes.
+
+        A begin from this host names its process (pid and start time); one from elsewhere, or from a
+        Berth that did not record it, counts only once older than ``stale_after`` seconds.
+        """
+        from console.actions.journal import proc_start
+
+        here, now = socket.gethostname(), time.time()
+        out = []
+        for e in self.read():
+            if e.get("ended_at") or not e.get("action"):
+                continue
+            pid = e.get("pid")
+            if e.get("host") == here and isinstance(pid, int):
+                if proc_start(pid) == e.get("pid_start"):
+                    continue  # still running
+            elif not (isinstance(e.get("ts"), int | float) and now - e["ts"] > stale_after):
+                continue
+            out.append(e)
+        return out

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,13 +70,16 @@ def register(command: Command) -> None:
     for name, text in (("cordon", "mark a node as taking no new containers"), ("uncordon", "undo cordon")):
         p = command(name, cmd_action, text)
         _node_args(p)
-    p = command("recover", cmd_recover, "list migrations Berth did not see to their end; finish or roll one back")
-    p.add_argument("target", metavar="ID", nargs="?", help="the migration's audit id (as listed)")
+    p = command("recover", cmd_recover, "list what interrupted actions left (unfinished migrations, orphan locks, "
+                "unended audit records); finish, roll back or clear it")
+    p.add_argument("target", metavar="ID", nargs="?", help="the migration's or action's audit id (as listed)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--finish", action="store_const", const="finish", dest="mode",
                      help="complete the move (only once the final copy was done)")
     how.add_argument("--rollback", action="store_const", const="rollback", dest="mode",
                      help="undo it: target side removed, the source as it was")
+    how.add_argument("--clear", action="store_const", const="clear", dest="mode",
+                     help="remove orphan locks and close unended audit records as interrupted (all, or ID's)")
     _common(p)
     p = command("audit", cmd_audit, "show the audit log of actions")
     p.add_argument("--json", action="store_true", help="one JSON object per action")
@@ -99,7 +104,17 @@ def _node_args(p: argparse.ArgumentParser) -> None:
 
 
 def _err(text: str) -> None:
-    print(f"berth: {' '.join(str(text).split())}", file=sys.stderr)
+    try:
+        print(f"berth: {' '.join(str(text).split())}", file=sys.stderr, flush=True)
+    except OSError:  # the terminal went away (SIGHUP): the audit log still says how it ended
+        pass
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,7 +133,64 @@ def _confirm(plan: Plan) -> bool:
 
 def _progress_line(p: Progress) -> None:
     moved = f" ({size(p.bytes_done)})" if p.bytes_done else ""
-    print(f"[{p.elapsed:6.1f}s] {p.phase}: {p.detail}{moved}", flush=True)
+    _say(f"[{p.elapsed:6.1f}s] {p.phase}: {p.detail}{moved}")
+
+
+async def _ask(plan: Plan) -> bool:
+    """The confirmation prompt on a daemon thread: a signal while it waits must not wait for Enter."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[bool] = loop.create_future()
+
+    def settle(value: bool | None, exc: BaseException | None) -> None:
+        if not answer.done():
+            answer.set_exception(exc) if exc is not None else answer.set_result(bool(value))
+
+    def work() -> None:
+        try:
+            value = _confirm(plan)
+        except BaseException as exc:  # noqa: BLE001 - EOFError and the like are re-raised in the loop
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, value, None)
+
+    threading.Thread(target=work, name="berth-confirm", daemon=True).start()
+    return await answer
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP (a dropped SSH session) alike: before the action begins, stop at once
+    (nothing changed); while it runs, ask it to stop at its next safe point, which finishes or rolls back
+    the step in hand, releases the lock and ends the audit record; a second signal stops at once (the
+    audit record still ends, as interrupted, and `berth recover` lists what is left)."""
+
+    def __init__(self, actions: Actions, action: str) -> None:
+        self.actions, self.action = actions, action
+        self.task = asyncio.current_task()
+        self.running = False
+        self.received: int | None = None
+        self.loop = asyncio.get_running_loop()
+        for sig in SIGNALS:
+            self.loop.add_signal_handler(sig, self._on, sig)
+
+    def _on(self, sig: signal.Signals) -> None:
+        first = self.received is None
+        self.received = self.received or int(sig)
+        if self.running and first:
+            self.actions.interrupt.request(sig.name)
+            _err(f"{sig.name}: stopping {self.action} at its next safe point (again to stop at once)")
+        elif self.task is not None:
+            self.task.cancel()
+
+    def close(self) -> None:
+        for sig in SIGNALS:
+            self.loop.remove_signal_handler(sig)
+
+    @property
+    def status(self) -> int:
+        return 128 + (self.received or signal.SIGINT)
 
 
 def cmd_action(args: argparse.Namespace) -> int:
@@ -137,6 +209,7 @@ def cmd_action(args: argparse.Namespace) -> int:
 
 async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
     actions = Actions(inventory, read_only=bool(getattr(args, "read_only", False)))
+    signals = _Signals(actions, action)
     try:
         try:
             plan = await actions.plan(action, args.target, **_params(args))
@@ -146,15 +219,15 @@ async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
         except ActionError as exc:
             _err(str(exc))
             return EXIT_REFUSED
-        print(f"{action} {plan.target.label}")
+        _say(f"{action} {plan.target.label}")
         for line in plan.summary:
-            print(f"  {line}")
+            _say(f"  {line}")
         if not args.yes:
             if not sys.stdin.isatty():
                 _err(f"{action} needs confirmation: no terminal on stdin, pass --yes to go ahead")
                 return EXIT_REFUSED
             try:
-                confirmed = await asyncio.get_running_loop().run_in_executor(None, _confirm, plan)
+                confirmed = await _ask(plan)
             except EOFError:
                 confirmed = False
             if not confirmed:
@@ -162,12 +235,25 @@ async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
                 return EXIT_REFUSED
         verbose = action in ("migrate", "drain", "recover") or bool(getattr(args, "verbose", False))
         started = time.monotonic()
+        if signals.received:  # a signal between the prompt and here: nothing has begun
+            raise asyncio.CancelledError
+        signals.running = True
         result = await actions.execute(plan, _progress_line if verbose else None)
+        signals.running = False
         if result.ok:
-            print(f"{result.message} [{time.monotonic() - started:.1f}s, audit {result.audit_id}]")
-            return EXIT_OK
+            _say(f"{result.message} [{time.monotonic() - started:.1f}s, audit {result.audit_id}]")
+            return signals.status if signals.received else EXIT_OK
         _err(f"{result.message} (audit {result.audit_id})")
+        if signals.received:
+            return signals.status
         return EXIT_REFUSED if result.refused else EXIT_FAILED
+    except asyncio.CancelledError:
+        if signals.running:
+            _err(f"{action} stopped at once by a second signal: the audit records it as interrupted; "
+                 f"`berth recover` lists what it left")
+        else:
+            _err(f"{action}: interrupted before anything changed")
+        return signals.status
     except ReadOnlyError as exc:
         _err(str(exc))
         return EXIT_REFUSED
@@ -175,39 +261,67 @@ async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
         _err(str(exc))
         return EXIT_FAILED
     finally:
+        signals.close()
         await actions.aclose()
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Without an ID: list (read-only is fine). With one: plan, confirm, run, like every action."""
     if args.target is None:
+        if args.mode == "clear":
+            args.target = "*"
+            return cmd_action(args)
         if args.mode:
             _err("recover: give the migration ID to --finish or --rollback (`berth recover` lists them)")
             return EXIT_USAGE
-        return _list_unfinished()
+        from console.cli import load_inventory_for
+
+        return asyncio.run(_list_unfinished(load_inventory_for(args)))
     if not args.mode:
         _err(f"recover {args.target}: say --finish or --rollback")
         return EXIT_USAGE
     return cmd_action(args)
 
 
-def _list_unfinished() -> int:
-    from console.actions.journal import Journal
+async def _list_unfinished(inventory: Any) -> int:
+    """Unfinished migrations (journals), then orphan locks and unended audit records; nodes that cannot be
+    asked about their locks are said on stdout, as part of the listing."""
+    from console.actions.core import describe_dangling
 
-    records, errors = Journal().entries()
+    async with Actions(inventory, read_only=True) as actions:
+        records, errors = actions.journal.entries()
+        orphans = await actions.orphans()
     for err in errors:
         _err(f"unreadable migration journal {err}")
-    if not records:
+    status = EXIT_FAILED if errors else EXIT_OK
+    if not records and not orphans.locks and not orphans.records:
         if not errors:
-            print("no unfinished migrations")
-        return EXIT_FAILED if errors else EXIT_OK
+            _say("nothing to recover: no unfinished migrations, orphan locks or unfinished actions")
+        for node, why in orphans.unchecked.items():
+            _say(f"locks on {node} not checked: {why}")
+        return status
+    if records:
+        _say("unfinished migrations:")
     for r in records:
         running = f"  (still running: pid {r.pid})" if r.alive() else ""
-        print(f"{r.describe()}{running}")
+        _say(f"  {r.describe()}{running}")
         if r.outcome:
-            print(f"    last known: {r.outcome}")
-    print("finish or undo one with: berth recover ID --finish | --rollback")
-    return EXIT_FAILED if errors else EXIT_OK
+            _say(f"      last known: {r.outcome}")
+    if records:
+        _say("  finish or undo one with: berth recover ID --finish | --rollback")
+    if orphans.locks:
+        _say("orphan locks:")
+        for lk in orphans.locks:
+            _say(f"  {lk.describe()}")
+    if orphans.records:
+        _say("unfinished actions (begun, never ended, their Berth gone):")
+        for e in orphans.records:
+            _say(f"  {describe_dangling(e)}")
+    if orphans.locks or orphans.records:
+        _say("  clear them with: berth recover --clear  (or berth recover ID --clear)")
+    for node, why in orphans.unchecked.items():
+        _say(f"locks on {node} not checked: {why}")
+    return status
 
 
 def _who(entry: dict[str, Any]) -> str:
@@ -234,6 +348,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         where = t.get("node", "?") if not t.get("id") else f"{t.get('node')}/{t.get('name')}"
         status = "running" if e.get("ok") is None else ("ok" if e.get("ok") else (
             "refused" if (e.get("details") or {}).get("refused") else "FAILED"))
+        if e.get("status"):
+            status = f"{status} ({e['status']})" if e.get("ok") else str(e["status"]).upper()
         dur = f"{e['duration']:.1f}s" if isinstance(e.get("duration"), int | float) else "-"
         down = (e.get("details") or {}).get("downtime")
         extra = f" downtime {down:.2f}s" if isinstance(down, int | float) else ""

@@ -16,19 +16,22 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Self
 
 from console.actions import engine_ops as ops
-from console.actions.audit import AuditLog
 from console.actions import recovery
-from console.actions.journal import Journal, JournalError, MigrationRecord, proc_start
+from console.actions.audit import AuditLog
+from console.actions.interrupt import CURRENT as _INTERRUPT
+from console.actions.interrupt import Interrupt, Interrupted
 from console.actions.isolation import (
     isolate,
     isolation_state,
     network_mode_refusal,
     unisolate,
 )
-from console.actions.locks import STALE_AFTER, NodeLock
+from console.actions.journal import Journal, JournalError, MigrationRecord, proc_start
+from console.actions.locks import AUDIT, STALE_AFTER, NodeLock
 from console.actions.migrate import Migration, failpoint, preflight, summary
 from console.actions.placement import Need, NodeLoad, fit_line, fit_problems, load_node
 from console.actions.redact import mask_text
@@ -54,6 +57,8 @@ ProgressFn = Callable[[Progress], None]
 _AUDIT_ID: contextvars.ContextVar[str] = contextvars.ContextVar("berth_audit_id", default="")
 # Who the action running in this task is for (several people share one Actions behind `berth serve`).
 _WHO: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("berth_who", default=None)
+# What the running action's steps add to its audit end record (a broken stale lock, ...).
+_NOTES: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("berth_notes", default=None)
 CORDON_NET = "berth-cordon"
 log = logging.getLogger(__name__)
 SIMPLE = {"restart": "restarted", "stop": "stopped", "start": "started", "pause": "paused", "unpause": "unpaused"}
@@ -79,6 +84,8 @@ class Actions:
                                                                    root=self.audit.path.parent)
         self._nodes: dict[str, NodeConfig] = {n.name: n for n in inventory.nodes}
         self._clients: dict[str, EngineClient] = {}
+        # What a signal sets (the CLI): every action run without an interrupt of its own stops with it.
+        self.interrupt = Interrupt()
 
     # -- plumbing -------------------------------------------------------------
 
@@ -217,9 +224,11 @@ class Actions:
                             str((doc.get("State") or {}).get("Status") or target.state))
             if not (action == "migrate" and params.get("finalize")):
                 holder = await NodeLock.holder(client, doc["Id"])
-                if holder is not None and not (params.get("break_stale") and NodeLock.age(holder) > float(
-                        params.get("stale_after") or STALE_AFTER)):
-                    raise ActionError(f"{target.label} is {NodeLock.explain(holder)}")
+                refusal = None if holder is None else NodeLock.refusal(
+                    holder, break_stale=bool(params.get("break_stale")),
+                    stale_after=float(params.get("stale_after") or STALE_AFTER))
+                if refusal is not None:
+                    raise ActionError(f"{target.label} is {refusal}")
             if action in SIMPLE:
                 return self._plan_simple(action, target, doc, params)
             return await getattr(self, f"_plan_{action}")(target, client, doc, params)
@@ -366,8 +375,90 @@ class Actions:
         dst = await self._client_or_error(record.target_node)
         return await recovery.assess(record, src, dst), src, dst
 
+    async def orphans(self) -> Orphans:
+        """What interrupted actions left that no journal covers: locks whose process is gone from this host
+        (or, from another host, older than STALE_AFTER), and audit records begun but never ended by a
+        process that is gone. Migrations with a journal are listed by ``unfinished``, not here."""
+        journals, _ = self.journal.entries()
+        journaled = {r.audit_id for r in journals}
+        journaled_locks = {(r.source_node, r.source_id) for r in journals}
+
+        async def scan(node: str) -> list[dict[str, Any]]:
+            return await (await self.client(node)).containers(all=True, filters={"label": [f"{ops.ROLE}=lock"]})
+
+        found = await asyncio.gather(*(scan(n) for n in self._nodes), return_exceptions=True)
+        locks: list[OrphanLock] = []
+        unchecked: dict[str, str] = {}
+        for node, res in zip(self._nodes, found, strict=True):
+            if isinstance(res, BaseException):
+                if not isinstance(res, EngineError | ActionError):
+                    raise res
+                unchecked[node] = _short(str(res), 160)
+                continue
+            for item in res:
+                labels = dict(item.get("Labels") or {})
+                if labels.get(AUDIT) in journaled or (node, labels.get(ops.TARGET)) in journaled_locks:
+                    continue
+                if NodeLock.gone(labels) or NodeLock.age(labels) > STALE_AFTER:
+                    names = item.get("Names") or []
+                    locks.append(OrphanLock(node, item["Id"], str(names[0]).lstrip("/") if names else "", labels))
+        records = [e for e in self.audit.dangling(STALE_AFTER) if e["id"] not in journaled]
+        return Orphans(locks, records, unchecked)
+
+    async def _plan_clear(self, spec: str, params: dict[str, Any]) -> Plan:
+        found = await self.orphans()
+        locks, records = found.locks, found.records
+        if spec not in ("", "*"):
+            locks = [lk for lk in locks if lk.labels.get(AUDIT) == spec]
+            records = [e for e in records if e["id"] == spec]
+        if not locks and not records:
+            what = f"for {spec}" if spec not in ("", "*") else "(see `berth recover`)"
+            raise ActionError(f"nothing to clear {what}: no orphan lock or unfinished action")
+        lines = [f"orphan lock: {lk.describe()}" for lk in locks]
+        lines += [f"unfinished action: {describe_dangling(e)}" for e in records]
+        lines.append(f"effect: remove {len(locks)} lock(s); close {len(records)} audit record(s) as interrupted")
+        params["locks"] = [[lk.node, lk.id] for lk in locks]
+        params["records"] = [e["id"] for e in records]
+        nodes = sorted({lk.node for lk in locks} | {str((e.get("target") or {}).get("node") or "") for e in records})
+        target = Target(",".join(n for n in nodes if n) or "-", "", "orphans", "", "")
+        return Plan("recover", target, params, tuple(lines))
+
+    async def _run_clear(self, plan: Plan, emit: Callable[[str, str], None],
+                         phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        found = await self.orphans()  # again: a lock may have been released, a record closed, since the plan
+        still = {(lk.node, lk.id): lk for lk in found.locks}
+        dangling = {e["id"]: e for e in found.records}
+        removed, closed, skipped = [], [], []
+        for node, lock_id in plan.params.get("locks") or []:
+            lk = still.get((node, lock_id))
+            if lk is None:
+                skipped.append(f"lock {node}/{lock_id[:12]} (gone or live again)")
+                continue
+            emit("clear", f"removing {lk.node}/{lk.name}")
+            await ops.remove_container(await self.client(node), lock_id, force=True)
+            removed.append(f"{lk.node}/{lk.name}")
+        for audit_id in plan.params.get("records") or []:
+            e = dangling.get(audit_id)
+            if e is None:
+                skipped.append(f"record {audit_id} (ended meanwhile)")
+                continue
+            who = f"pid {e['pid']} on {e.get('host')}" if e.get("pid") else "its Berth"
+            self.audit.end(audit_id, False, [{"phase": str(e.get("action")), "ok": False, "error": "interrupted"}],
+                           f"interrupted: {who} ended without closing this record; closed by recover "
+                           f"(audit {_AUDIT_ID.get()})", None, {"closed_by": _AUDIT_ID.get()}, _WHO.get(),
+                           status="interrupted")
+            closed.append(audit_id)
+        phases.append({"phase": "clear", "ok": True, "removed": removed, "closed": closed, "skipped": skipped})
+        tail = f"; skipped {', '.join(skipped)}" if skipped else ""
+        return True, (f"cleared {len(removed)} orphan lock(s)" + (f" ({', '.join(removed)})" if removed else "")
+                      + f", closed {len(closed)} unfinished action(s) as interrupted"
+                      + (f" ({', '.join(closed)})" if closed else "") + tail), None, {
+            "removed": removed, "closed": closed, "skipped": skipped}
+
     async def _plan_recover(self, audit_id: str, params: dict[str, Any]) -> Plan:
         mode = params.get("mode")
+        if mode == "clear":
+            return await self._plan_clear(audit_id, params)
         if mode not in recovery.MODES:
             raise ActionError(f"recover {audit_id}: say --finish or --rollback")
         state, _, _ = await self._recovery_state(audit_id)
@@ -384,6 +475,8 @@ class Actions:
 
     async def _run_recover(self, plan: Plan, emit: Callable[[str, str], None], count: Callable[[int], None],
                            phases: list[dict[str, Any]]) -> tuple[bool, str, float | None, dict[str, Any]]:
+        if plan.params.get("mode") == "clear":
+            return await self._run_clear(plan, emit, phases)
         mode, audit_id = str(plan.params["mode"]), str(plan.params["migration"])
         t0 = time.monotonic()
         state, src, dst = await self._recovery_state(audit_id)  # again: the nodes may have moved since the plan
@@ -535,10 +628,25 @@ class Actions:
 
     # -- execute -------------------------------------------------------------------
 
-    async def execute(self, plan: Plan, progress: ProgressFn | None = None, *, who: Identity | None = None) -> Result:
+    async def execute(self, plan: Plan, progress: ProgressFn | None = None, *, who: Identity | None = None,
+                      interrupt: Interrupt | None = None) -> Result:
+        """Run ``plan``. ``interrupt`` (else the enclosing action's, else ``self.interrupt``) stops it at its
+        next safe point; a hard cancellation still closes the audit record, as interrupted."""
         self._refuse_read_only(plan.action, who)
         who = who or self.identity
         _WHO.set(who)  # this task's (and its children's) intent: see `user`
+        token = interrupt or _INTERRUPT.get() or self.interrupt
+        notes: dict[str, Any] = {}
+        reset = _INTERRUPT.set(token), _NOTES.set(notes), _AUDIT_ID.set("")
+        try:
+            return await self._execute(plan, progress, who, token, notes)
+        finally:
+            _INTERRUPT.reset(reset[0])
+            _NOTES.reset(reset[1])
+            _AUDIT_ID.reset(reset[2])
+
+    async def _execute(self, plan: Plan, progress: ProgressFn | None, who: Identity, token: Interrupt,
+                       notes: dict[str, Any]) -> Result:
         started = time.monotonic()
         moved = 0
         phases: list[dict[str, Any]] = []
@@ -559,21 +667,41 @@ class Actions:
         details: dict[str, Any] = {}
         downtime: float | None = None
         refused = False
+        status: str | None = None
         try:
             handler = getattr(self, f"_run_{plan.action}", None) or self._run_simple
             ok, message, downtime, details = await handler(plan, emit, count, phases)
         except Refused as exc:
             ok, message, refused, details = False, exc.message, True, {"refused": True}
+        except Interrupted as exc:
+            ok, message = False, f"{plan.action} {plan.target.label} {exc.message}: nothing changed"
         except (ActionError, EngineError, RuntimeError) as exc:
             ok, message = False, f"{plan.action} {plan.target.label} failed: {_short(str(exc))}"
+        except asyncio.CancelledError:
+            # Stopped at once (a second signal, the console leaving it for recover): the record still ends.
+            status = "left for recover" if self.journal.path(audit_id).exists() else "interrupted"
+            where = ("; its journal is kept: `berth recover` finishes or rolls it back"
+                     if status == "left for recover" else "; `berth recover` lists what it left")
+            self.audit.end(audit_id, False, phases, f"{plan.action} {plan.target.label} interrupted "
+                           f"({token.reason or 'cancelled'}) before it ended{where}", time.monotonic() - started,
+                           {**notes, "interrupted": token.reason or "cancelled"}, who, status=status)
+            raise
         except Exception as exc:
             log.exception("%s %s: internal error", plan.action, plan.target.label)
             ok, message = False, f"{plan.action} {plan.target.label}: internal error: {type(exc).__name__}: {exc}"
         duration = time.monotonic() - started
         if moved:
             details.setdefault("bytes", moved)
+        details = {**notes, **details}
+        if token.requested:
+            details["interrupted"] = token.reason
+            if ok:
+                details["interrupted"] = f"{token.reason}: the step in hand was finished"
+            else:
+                status = "interrupted"
         self.audit.end(audit_id, ok, phases, None if ok else message, duration,
-                       {**details, **({"downtime": round(downtime, 3)} if downtime is not None else {})}, who)
+                       {**details, **({"downtime": round(downtime, 3)} if downtime is not None else {})}, who,
+                       status=status)
         emit("done", message)
         return Result(ok, message, audit_id, downtime, details, refused)
 
@@ -581,10 +709,21 @@ class Actions:
         lock = NodeLock(client, plan.target.id)
         try:
             await lock.acquire(doc, plan.action, self.user, break_stale=bool(plan.params.get("break_stale")),
-                               stale_after=float(plan.params.get("stale_after") or STALE_AFTER))
+                               stale_after=float(plan.params.get("stale_after") or STALE_AFTER),
+                               audit_id=_AUDIT_ID.get())
         except ActionError as exc:  # held by someone else: refused before anything changed, as at plan time
             raise Refused(f"{plan.action} {plan.target.label} refused: {exc.message}") from None
+        notes = _NOTES.get()
+        if lock.broke and notes is not None:
+            notes["broke_lock"] = lock.broke
         return lock
+
+    @staticmethod
+    def _stop_point(where: str) -> None:
+        """A safe point: raise Interrupted here when a stop was asked for."""
+        token = _INTERRUPT.get()
+        if token is not None:
+            token.check(where)
 
     async def _inspect(self, plan: Plan) -> tuple[EngineClient, dict[str, Any]]:
         client = await self.client(plan.target.node)
@@ -599,6 +738,7 @@ class Actions:
         lock = await self._locked(plan, client, doc)
         t0 = time.monotonic()
         try:
+            self._stop_point(f"before the {plan.action} was sent")
             emit(plan.action, f"{plan.action} {plan.target.label}")
             params = {"t": str(int(plan.params["timeout"]))} if plan.params.get("timeout") is not None else None
             grace = float(plan.params.get("timeout") or (doc.get("Config") or {}).get("StopTimeout") or 10)
@@ -621,6 +761,7 @@ class Actions:
         lock = await self._locked(plan, client, doc)
         t0 = time.monotonic()
         try:
+            self._stop_point("before isolating")
             p = plan.params
             details = await isolate(client, doc, who=self.user, why=str(p.get("reason") or ""),
                                     freeze=bool(p.get("freeze")), cpus=float(p["cpus"]) if p.get("cpus") else None,
@@ -642,6 +783,7 @@ class Actions:
             return False, f"{plan.target.label} is not isolated", None, {}
         lock = await self._locked(plan, client, doc)
         try:
+            self._stop_point("before unisolating")
             details = await unisolate(client, doc, state, step=lambda s: emit("unisolate", s))
             phases.append({"phase": "unisolate", "ok": True})
             note = f" ({'; '.join(details['notes'])})" if details.get("notes") else ""
@@ -705,6 +847,7 @@ class Actions:
             return False, f"migrate {facts.name} refused: cannot write the migration journal: {exc}", None, {}
         emit("lock", f"locking {plan.target.label}")
         try:
+            self._stop_point("before the lock was taken")
             lock = await self._locked(plan, src, doc)
         except ActionError as exc:
             phases.append({"phase": "lock", "ok": False, "error": exc.message})
@@ -717,6 +860,9 @@ class Actions:
                         stop_timeout=p.get("stop_timeout"), health_timeout=float(p.get("health_timeout", 120.0)))
 
         def save(phase: str) -> None:
+            if phase == "pre-copy" and not mig.src_stopped:
+                # Every journaled step of pre-copy is a safe point: the source still runs, rollback undoes it.
+                self._stop_point("in pre-copy")
             record.phase = phase
             record.created = {"container": mig.created.container, "volumes": list(mig.created.volumes),
                               "networks": list(mig.created.networks), "helpers": list(mig.created.helpers),
@@ -735,6 +881,7 @@ class Actions:
             t = time.monotonic()
             await mig.precopy()
             mig._phase("pre-copy", True, t)
+            self._stop_point("after pre-copy")  # the last point before the source stops
             phase, t = "switch", time.monotonic()
             await mig.switch()
             mig._phase("switch", True, t, downtime=round(mig.downtime, 3) if mig.downtime is not None else None)
@@ -813,9 +960,11 @@ class Actions:
         outcomes: dict[str, str] = {}
         failures: list[str] = []
 
+        token = _INTERRUPT.get()
+
         async def one(cid: str, name: str, dest: str) -> None:
             async with sem:
-                if stop.is_set():
+                if stop.is_set() or (token is not None and token.requested):
                     outcomes[name] = "skipped"
                     return
                 try:
@@ -835,10 +984,45 @@ class Actions:
         await asyncio.gather(*(one(cid, name, dest) for cid, name, dest in p.get("moves") or []))
         phases.append({"phase": "drain", "ok": not failures, "outcomes": outcomes})
         done = sum(1 for m in outcomes.values() if m.startswith("migrated"))
+        if token is not None and token.requested:
+            left = [n for n, m in outcomes.items() if not m.startswith("migrated")]
+            left += [n for _, n, _ in p.get("moves") or [] if n not in outcomes]
+            return False, (f"drain {plan.target.node} interrupted ({token.reason}): {done} moved, {len(left)} left "
+                           f"on {plan.target.node}" + (f" ({', '.join(left)})" if left else "")
+                           + "; it stays cordoned"), None, {"outcomes": outcomes, "moved": done, "left": left}
         if failures:
             return False, (f"drain {plan.target.node}: {done} moved, failed: {', '.join(failures)}"
-                           f" ({outcomes[failures[0]]})"), None, {"outcomes": outcomes}
-        return True, f"drained {plan.target.node}: {done} container(s) moved", None, {"outcomes": outcomes}
+                           f" ({outcomes[failures[0]]})"), None, {"outcomes": outcomes, "moved": done}
+        return True, f"drained {plan.target.node}: {done} container(s) moved", None, {"outcomes": outcomes,
+                                                                                     "moved": done}
+
+
+@dataclass(frozen=True)
+class OrphanLock:
+    node: str
+    id: str
+    name: str
+    labels: dict[str, str]
+
+    def describe(self) -> str:
+        target = self.labels.get(ops.TARGET, "")[:12]
+        audit = f", audit {self.labels[AUDIT]}" if self.labels.get(AUDIT) else ""
+        why = "its process is gone" if NodeLock.gone(self.labels) else f"older than {STALE_AFTER / 60:g} min"
+        return f"{self.node}/{self.name} on {target}: {NodeLock.describe(self.labels)}{audit} ({why})"
+
+
+@dataclass(frozen=True)
+class Orphans:
+    locks: list[OrphanLock]
+    records: list[dict[str, Any]]  # AuditLog.read() entries
+    unchecked: dict[str, str]  # node -> why its locks could not be listed
+
+
+def describe_dangling(e: Mapping[str, Any]) -> str:
+    t = e.get("target") or {}
+    where = f"{t.get('node')}/{t.get('name')}" if t.get("id") else str(t.get("node") or "?")
+    pid = f", pid {e['pid']} on {e.get('host')} (gone)" if e.get("pid") else ""
+    return f"{e.get('id')}  {e.get('action')} {where}  by {e.get('who')} at {e.get('at')}{pid}"
 
 
 def describe_params(params: Mapping[str, Any]) -> str:

@@ -842,10 +842,26 @@ def _keep_changed(old: dict[str, Entry], cutoff: float, parent: str) -> Callable
 
 
 async def failpoint(name: str, say: Callable[[str], None]) -> None:
-    """Stop here for good when BERTH_FAILPOINT names this point (crash tests kill the process)."""
-    if os.environ.get(FAILPOINT_ENV) == name:
+    """Stop here when BERTH_FAILPOINT names this point: for good (crash tests kill the process), or, with
+    BERTH_FAILPOINT_RELEASE naming a file, until that file appears (it is consumed: the next pass pauses
+    again). An interrupt (a signal, the console's cancel) ends the pause: the next safe point acts on it."""
+    if os.environ.get(FAILPOINT_ENV) != name:
+        return
+    from console.actions.interrupt import current
+
+    token = current()
+    release = os.environ.get(f"{FAILPOINT_ENV}_RELEASE")
+    if not release:
         say(f"failpoint {name}: paused until killed ({FAILPOINT_ENV})")
-        await asyncio.Event().wait()
+        await (token.wait() if token is not None else asyncio.Event().wait())
+        return
+    say(f"failpoint {name}: paused until {release} appears ({FAILPOINT_ENV}_RELEASE)")
+    while not (token is not None and token.requested):
+        try:
+            os.unlink(release)
+            return
+        except FileNotFoundError:
+            await asyncio.sleep(0.02)
 
 
 async def rename_kept(client: EngineClient, cid: str, name: str) -> None:

@@ -95,3 +95,54 @@ def killed_at(lab: Lab, tmp_path: Path, failpoint: str) -> tuple[Path, Path, dic
     finally:
         migrating.kill()
     return inv, state, journal, digest
+
+
+class Running:
+    """A `berth` command as a child process, its output read on a thread: wait for a line, signal it."""
+
+    def __init__(self, argv: list[str], inventory: Path, state: Path) -> None:
+        env = {**os.environ, "XDG_STATE_HOME": str(state)}
+        env.pop("BERTH_FAILPOINT", None)
+        self.proc = subprocess.Popen([sys.executable, "-m", "console", *argv, "-i", str(inventory)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+        self.output: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, text: str) -> None:
+        """Until a line of output contains ``text`` (bounded by DEADLINE)."""
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                pytest.fail(f"berth exited ({self.proc.wait()}) before saying {text!r}:\n{''.join(self.output)}")
+            self.output.append(line)
+            if text in line:
+                return
+        pytest.fail(f"berth did not say {text!r} within {DEADLINE:g}s:\n{''.join(self.output)}")
+
+    def send(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+
+    def wait_exit(self) -> tuple[int, str]:
+        """The exit status and the whole output."""
+        code = self.proc.wait(timeout=DEADLINE)
+        while True:
+            try:
+                line = self._lines.get(timeout=DEADLINE)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.output.append(line)
+        return code, "".join(self.output)

@@ -190,3 +190,66 @@ def test_cli_empty_target_is_a_usage_error(spec: str, tmp_path: Path, capsys: py
     assert main(["restart", spec, "--yes", "-i", str(inv)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no target given" in err
+
+
+# -- locks and audit records left by a process that is gone ------------------------------------------
+
+def _lock_labels(action: str, *, host: str | None = None, pid: int, pid_start: str | None, age: float = 5.0
+                 ) -> dict[str, str]:
+    import socket
+    import time
+
+    return {"berth.role": "lock", "berth.action": action, "berth.owner": "op@h", "berth.since": f"{time.time() - age}",
+            "berth.host": host or socket.gethostname(), "berth.pid": str(pid), "berth.pid_start": pid_start or ""}
+
+
+def test_a_lock_whose_process_is_gone_from_this_host_is_stale_at_once_elsewhere_only_by_age() -> None:
+    import os
+
+    from console.actions.journal import proc_start
+    from console.actions.locks import NodeLock
+
+    me = _lock_labels("restart", pid=os.getpid(), pid_start=proc_start(os.getpid()))
+    dead = _lock_labels("restart", pid=os.getpid(), pid_start="1")  # this pid, another (earlier) process
+    remote = _lock_labels("restart", host="elsewhere.example", pid=2**22 + 1, pid_start="1")
+    # A live holder refuses; a dead holder on this host may be broken, with no --break-stale
+    assert NodeLock.refusal(me) is not None and "pid" in NodeLock.refusal(me)
+    assert NodeLock.gone(dead) and NodeLock.refusal(dead) is None
+    # Another host's lock: its process cannot be seen from here, so only its age counts
+    assert not NodeLock.gone(remote) and NodeLock.refusal(remote) is not None
+    assert NodeLock.refusal(remote, break_stale=True) is not None
+    old = {**remote, "berth.since": "1"}
+    assert NodeLock.refusal(old, break_stale=True) is None
+
+
+def test_a_dead_migrations_lock_is_not_broken_but_sent_to_recover() -> None:
+    import os
+
+    from console.actions.locks import NodeLock
+
+    for action in ("migrate", "recover"):
+        why = NodeLock.refusal(_lock_labels(action, pid=os.getpid(), pid_start="1"))
+        assert why is not None and "berth recover" in why and "gone" in why
+
+
+def test_audit_dangling_is_a_begin_without_end_whose_process_is_gone(tmp_path: Path) -> None:
+    import time
+
+    log = AuditLog(tmp_path / "audit.jsonl", user="op@h")
+    live = log.begin("restart", TARGET, {})  # this process: still running it
+    ended = log.begin("stop", TARGET, {})
+    log.end(ended, True)
+    dead = log.begin("pause", TARGET, {})
+    recs = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    for r in recs:
+        if r["id"] == dead:
+            r["pid_start"] = "1"  # the same pid, another process: gone
+    old_format = {"id": "20200101T000000-00000000", "event": "begin", "at": "x", "ts": time.time() - 7200,
+                  "who": "op@h", "action": "restart", "target": {}, "params": {}}
+    (tmp_path / "audit.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*recs, old_format]))
+    assert [e["id"] for e in log.dangling(1800.0)] == [dead, old_format["id"]]
+    assert live not in [e["id"] for e in log.dangling(1800.0)]
+    # Closed by recover: an end record, not ok, status interrupted, by whom
+    log.end(dead, False, error="closed", status="interrupted")
+    closed = {e["id"]: e for e in log.read()}[dead]
+    assert closed["ok"] is False and closed["status"] == "interrupted" and closed["ended_by"] == "op@h"
