@@ -93,10 +93,10 @@ def level(ratio: float | None, warn: float) -> str | None:
 # ---------------------------------------------------------------- containers
 
 CONTAINER_COLUMNS: tuple[Column, ...] = (
-    Column("name", "NAME", 16, 0, grow=14, sort="name"),
+    Column("name", "NAME", 16, 0, grow=14, sort="name", cut="middle"),
     Column("badge", "", 3, 0),
-    Column("node", "NODE", 8, 1, grow=6),
-    Column("tenant", "TENANT", 8, 1, grow=4),
+    Column("node", "NODE", 8, 1, grow=6, cut="middle"),
+    Column("tenant", "TENANT", 8, 1, grow=4, cut="middle"),
     Column("state", "STATE", 9, 0, grow=4),
     Column("cpu", "CPU%", 6, 0, "right", sort="cpu"),
     Column("cpu_lim", "%LIM", 5, 3, "right"),
@@ -104,7 +104,7 @@ CONTAINER_COLUMNS: tuple[Column, ...] = (
     Column("mem_lim", "LIMIT", 6, 2, "right"),
     Column("uptime", "UP", 5, 2, "right"),
     Column("restarts", "RST", 3, 4, "right"),
-    Column("image", "IMAGE", 12, 4, grow=28),
+    Column("image", "IMAGE", 12, 4, grow=28, cut="middle"),  # the tag is at the end
     Column("id", "ID", 12, 6),
 )
 
@@ -123,13 +123,21 @@ def badge(c: ContainerSnapshot) -> Cell:
     return Cell("")
 
 
-def container_state(c: ContainerSnapshot) -> Cell:
+def container_state(c: ContainerSnapshot, width: int = 0) -> Cell:
     if c.stale:  # the node is down: this is the last known state, not the state now
-        return Cell(f"{_live_state(c).text}?", "stale")
-    return _live_state(c)
+        return Cell(f"{_live_state(c, width - 1 if width else 0).text}?", "stale")
+    return _live_state(c, width)
 
 
-def _live_state(c: ContainerSnapshot) -> Cell:
+def exited_text(code: int | None, width: int = 0) -> str:
+    """`exited(137)`, shortened to fit but never cutting the code: it says how it died."""
+    if code is None:
+        return "exited"
+    forms = (f"exited({code})", f"exit({code})", f"ex({code})", f"({code})")
+    return next((f for f in forms if not width or len(f) <= width), forms[-1])
+
+
+def _live_state(c: ContainerSnapshot, width: int = 0) -> Cell:
     if c.state == "running":
         if c.health == "unhealthy":
             return Cell("unhealthy", "bad")
@@ -138,8 +146,7 @@ def _live_state(c: ContainerSnapshot) -> Cell:
         return Cell("running", "ok")
     if c.state == "exited":
         code = c.exit_code
-        text = f"exited({code})" if code is not None else "exited"
-        return Cell(text, "dim" if code == 0 else "bad")
+        return Cell(exited_text(code, width), "dim" if code == 0 else "bad")
     if c.state in ("restarting", "dead", "removing"):
         return Cell(c.state, "bad")
     if c.state == "paused":
@@ -147,7 +154,7 @@ def _live_state(c: ContainerSnapshot) -> Cell:
     return Cell(c.state, "dim")
 
 
-def container_cell(c: ContainerSnapshot, key: str, ctx: Context) -> Cell:
+def container_cell(c: ContainerSnapshot, key: str, ctx: Context, width: int = 0) -> Cell:
     stale = c.stale or c.node in ctx.stale_nodes
     unknown = c.stale or c.node in ctx.unknown_nodes  # last known figures: shown as `?`, never as live
     if key == "name":
@@ -159,7 +166,7 @@ def container_cell(c: ContainerSnapshot, key: str, ctx: Context) -> Cell:
     if key == "tenant":
         return Cell(c.tenant, "dim" if c.tenant == "unassigned" else None)
     if key == "state":
-        return container_state(c)
+        return container_state(c, width)
     if key == "cpu":
         if c.cpu_percent is None or unknown:
             return Cell("?" if unknown and c.running else "-", "stale" if stale else "dim")
@@ -194,7 +201,7 @@ def container_cell(c: ContainerSnapshot, key: str, ctx: Context) -> Cell:
 # ---------------------------------------------------------------- hosts
 
 HOST_COLUMNS: tuple[Column, ...] = (
-    Column("name", "NODE", 8, 0, grow=4, sort="name"),
+    Column("name", "NODE", 8, 0, grow=4, sort="name", cut="middle"),
     Column("state", "STATE", 12, 0, grow=32),
     Column("run", "RUN/ALL", 7, 0, "right"),
     Column("cpu", "CPU (cores)", 14, 0, sort="cpu", grow=10),
@@ -286,14 +293,14 @@ def host_cell(n: NodeSnapshot, key: str, ctx: Context, width: int = 0) -> Cell:
 # ---------------------------------------------------------------- tenants
 
 TENANT_COLUMNS: tuple[Column, ...] = (
-    Column("name", "TENANT", 10, 0, grow=6, sort="name"),
+    Column("name", "TENANT", 10, 0, grow=6, sort="name", cut="middle"),
     Column("run", "RUN/ALL", 7, 0, "right", grow=5),
     Column("nodes", "NODES", 5, 1, "right"),
     Column("cpu", "CPU", 6, 0, "right", sort="cpu"),
     Column("mem", "MEM", 7, 0, "right", sort="mem"),
     Column("cpu_quota", "CPU QUOTA", 14, 1, grow=8),
     Column("mem_quota", "MEM QUOTA", 16, 2, grow=8),
-    Column("top", "TOP CONTAINER", 12, 3, grow=24),
+    Column("top", "TOP CONTAINER", 12, 3, grow=24, cut="middle"),
 )
 
 
@@ -338,7 +345,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
 
 def cell_for(kind: str) -> CellFn:
     if kind == "containers":
-        return lambda row, key, ctx, width: container_cell(row, key, ctx)
+        return container_cell
     if kind == "hosts":
         return host_cell
     return tenant_cell

@@ -21,6 +21,7 @@ class Column:
     align: Literal["left", "right"] = "left"
     grow: int = 0  # extra columns this one may take when space is left
     sort: str | None = None  # sort key a header click selects
+    cut: Literal["end", "middle"] = "end"  # names cut in the middle: their distinguishing tail stays
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +60,17 @@ def fit(columns: tuple[Column, ...], width: int) -> tuple[Placed, ...]:
     return tuple(placed)
 
 
-def clip(text: str, width: int, align: str = "left") -> str:
-    """Exactly `width` cells (ASCII-width assumption for speed; wide glyphs are not used in cells)."""
+def clip(text: str, width: int, align: str = "left", cut: str = "end") -> str:
+    """Exactly `width` cells (ASCII-width assumption for speed; wide glyphs are not used in cells).
+
+    `cut="middle"` keeps both ends (`hooli-w…ker-04`): fleet names share a prefix and differ at
+    the end, so an end cut (`hooli-worker-0…`) hides what tells them apart. The tail gets the odd cell.
+    """
     if len(text) > width:
-        return text[: max(0, width - 1)] + "…" if width > 0 else ""
+        if width <= 0:
+            return ""
+        if cut == "middle" and width >= 5:
+            tail = width // 2
+            return text[: width - 1 - tail] + "…" + text[len(text) - tail:]
+        return text[: width - 1] + "…"
     return text.rjust(width) if align == "right" else text.ljust(width)

@@ -46,3 +46,24 @@ def test_light_theme_160x48(snap_compare):
 
 def test_noc_wall_160x48(snap_compare):
     assert snap_compare(make_app(noc=True), press=["2"], terminal_size=(160, 48), run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("kind", ["confirm", "drain"])
+def test_long_dialog(snap_compare, kind, size):
+    """A summary longer than the screen scrolls; hint, input and buttons stay whole (issue 17 item 8)."""
+    from console.ui.screens.dialogs import ConfirmScreen, TypedConfirmScreen
+
+    lines = [f"container  hooli-worker-{i:02d}  running  0.4 cores  512M" for i in range(30)]
+
+    async def open_dialog(pilot) -> None:
+        if kind == "drain":
+            screen = TypedConfirmScreen("Drain node hooli-worker-04?", lines, expected="hooli-worker-04")
+        else:
+            screen = ConfirmScreen("Migrate hooli-api-1 on sim-01 to sim-02?", lines, danger=True, confirm="Migrate")
+        await pilot.app.push_screen(screen)
+        while screen.drawn_at is None:
+            await pilot.pause(0.05)
+        await _settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_dialog)

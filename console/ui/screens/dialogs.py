@@ -20,9 +20,10 @@ from textual.widgets.option_list import Option
 
 from console.ui.markup import escape
 
+BODY_MAX = 16  # summary lines shown at most; fewer when the screen is short
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
-{name} > .dialog {{ width: 76; max-width: 95%; height: auto; max-height: 90%; padding: 1 2; }}
+{name} > .dialog {{ width: 76; max-width: 100%; height: auto; max-height: 100%; padding: 1 2; }}
 {name} .dialog--buttons {{ height: auto; align-horizontal: right; margin-top: 1; }}
 {name} .dialog--buttons Button {{ margin-left: 2; min-width: 10; }}
 {name} .dialog--body {{ height: auto; max-height: 16; }}
@@ -48,6 +49,23 @@ class GuardedDialog(ModalScreen[Any]):
 
     def _drawn(self) -> None:
         self.drawn_at = time.monotonic()
+        self._fit_body()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._fit_body)
+
+    def _fit_body(self) -> None:
+        """The summary scrolls; the hint, the input and the buttons are never cut off (80x24:
+        a drain or migrate summary is longer than the screen)."""
+        bodies = self.query(".dialog--body")
+        if not bodies:
+            return
+        body = bodies.first()
+        dialog = self.query_one(".dialog")
+        fixed = sum(w.outer_size.height + w.styles.margin.height
+                    for w in dialog.children if w is not body and w.display)
+        room = self.size.height - dialog.styles.gutter.height - dialog.styles.margin.height - fixed
+        body.styles.max_height = max(2, min(BODY_MAX, room))
 
     def on_key(self, event: events.Key) -> None:
         if event.key in ANSWER_KEYS and (self.drawn_at is None or event.time < self.drawn_at):

@@ -260,7 +260,8 @@ class VirtualTable(ScrollView, can_focus=True):
         for i, p in enumerate(placed):
             text, style_name = cell(row, p.column.key, ctx, p.width)
             # engine text (names, tenants, images, errors) never reaches the terminal raw
-            segments.append(Segment(clip(printable(text), p.width, p.column.align), combo(base, mode, style_name)))
+            segments.append(Segment(clip(printable(text), p.width, p.column.align, p.column.cut),
+                                    combo(base, mode, style_name)))
             if i < last:
                 segments.append(gap)
         return Strip(segments).adjust_cell_length(width, row_style)
