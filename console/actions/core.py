@@ -35,6 +35,7 @@ from console.actions.locks import AUDIT, STALE_AFTER, NodeLock
 from console.actions.migrate import Migration, failpoint, preflight, summary
 from console.actions.placement import Need, NodeLoad, fit_line, fit_problems, load_node
 from console.actions.redact import mask_text
+from console.actions.sharing import shared_with
 from console.actions.types import (
     ACTIONS,
     NODE_ACTIONS,
@@ -568,11 +569,16 @@ class Actions:
         cpu_max, mem_max = self._thresholds()
         moves: list[list[str]] = []
         unfit: list[str] = []
-        for _, item in sorted(items, key=lambda x: x[1].get("State") != "running"):
-            doc = await ops.find_container(src, item["Id"])
-            if doc is None:
-                continue
+        split: dict[str, str] = {}  # moved one at a time, they would split what they share (migrate refuses each)
+        docs = [d for _, item in sorted(items, key=lambda x: x[1].get("State") != "running")
+                if (d := await ops.find_container(src, item["Id"])) is not None]
+        for doc in docs:
             name = str(doc.get("Name", "")).lstrip("/")
+            shares = shared_with(doc, [d for d in docs if d["Id"] != doc["Id"]], target.node).refusals(name)
+            if shares:
+                split[name] = shares[0]
+                lines.append(f"  {name}: stays, {shares[0]}")
+                continue
             need = Need.of(doc)
             choices = []
             for node, load in loads.items():
@@ -593,9 +599,15 @@ class Actions:
             lines.append(f"  {name} ({(doc.get('State') or {}).get('Status')}) -> {dest}")
         if unfit and not params.get("continue_on_error"):
             raise ActionError(f"cannot drain {target.node}: no node fits {', '.join(unfit)}")
+        if split and not params.get("continue_on_error"):
+            first = min(split)
+            raise ActionError(f"cannot drain {target.node}: moving {', '.join(sorted(split))} one at a time would "
+                              f"split what they share ({first}: {split[first]})")
         for node, load in loads.items():
             lines.append(f"density {node} after: {load.density()}")
         params["moves"] = moves
+        if split:
+            params["stays"] = sorted(split)
         return Plan("drain", target, params, tuple(lines))
 
     # -- targets ---------------------------------------------------------------
@@ -993,8 +1005,10 @@ class Actions:
         if failures:
             return False, (f"drain {plan.target.node}: {done} moved, failed: {', '.join(failures)}"
                            f" ({outcomes[failures[0]]})"), None, {"outcomes": outcomes, "moved": done}
-        return True, f"drained {plan.target.node}: {done} container(s) moved", None, {"outcomes": outcomes,
-                                                                                     "moved": done}
+        stays = list(p.get("stays") or [])
+        left_here = f"; left on it (they share state): {', '.join(stays)}" if stays else ""
+        return True, f"drained {plan.target.node}: {done} container(s) moved{left_here}", None, {
+            "outcomes": outcomes, "moved": done}
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,12 @@ async def sharing(client: EngineClient, doc: dict[str, Any]) -> Sharing:
             return await ops.find_container(client, other)  # None: removed meanwhile
 
     others = [d for d in await asyncio.gather(*(one(i) for i in ids)) if d is not None]
-    out = Sharing(client.name)
+    return shared_with(doc, others, client.name)
+
+
+def shared_with(doc: dict[str, Any], others: list[dict[str, Any]], node: str) -> Sharing:
+    """What ``doc`` shares with ``others`` (inspect documents of the other containers on ``node``)."""
+    out = Sharing(node)
     host = doc.get("HostConfig") or {}
     mounts = doc.get("Mounts") or []
     my_volumes = {str(m.get("Name")) for m in mounts if m.get("Type") == "volume" and m.get("Name")}

@@ -334,3 +334,27 @@ async def test_an_image_already_on_the_target_by_id_gets_its_reference(lab: Lab,
     assert result.ok, result.message
     t = dk(lab, N2).containers.get("bare")
     assert t.attrs["Config"]["Image"] == "berth/bare:v1" and t.attrs["Image"] == image_id
+
+
+async def test_drain_leaves_containers_that_share_state_where_they_are_and_says_why(lab: Lab,
+                                                                                   actions: Actions) -> None:
+    # Given a node with two containers sharing a volume and one that shares nothing
+    n3 = "lab-n3"
+    run(lab, n3, "w1", volumes={"shared": {"bind": "/data", "mode": "rw"}})
+    run(lab, n3, "w2", volumes={"shared": {"bind": "/data", "mode": "rw"}})
+    run(lab, n3, "free", mem_limit="16m")
+    before = nodes_state(lab)
+    # When it is drained: refused before anything (the cordon included) changes, naming them
+    with pytest.raises(ActionError) as err:
+        await actions.plan("drain", n3)
+    assert str(err.value).startswith(f"cannot drain {n3}: moving w1, w2 one at a time would split what they share "
+                                     f"(w1: volume shared is also mounted by w2 (running)")
+    assert nodes_state(lab) == before
+    assert "berth-cordon" not in [n.name for n in dk(lab, n3).networks.list()]
+    # And with --continue-on-error they stay, the plan and the result say so, and the rest moves
+    plan = await actions.plan("drain", n3, continue_on_error=True)
+    assert any(line.startswith("  w2: stays, volume shared is also mounted by w1 (running)") for line in plan.summary)
+    result = await actions.execute(plan)
+    assert result.ok, result.message
+    assert result.message.endswith("1 container(s) moved; left on it (they share state): w1, w2")
+    assert sorted(c.name for c in dk(lab, n3).containers.list()) == ["w1", "w2"]
