@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from action_helpers import dk, read_file, run
+from crashkit import Paused
+from crashkit import berth as crash_berth
 from dockerlab import BUSYBOX_REF, Lab
 
 from console.actions import ActionError, Actions, AuditLog
@@ -358,3 +360,24 @@ async def test_drain_leaves_containers_that_share_state_where_they_are_and_says_
     assert result.ok, result.message
     assert result.message.endswith("1 container(s) moved; left on it (they share state): w1, w2")
     assert sorted(c.name for c in dk(lab, n3).containers.list()) == ["w1", "w2"]
+
+
+async def test_recover_rollback_removes_the_tag_a_killed_migration_added(lab: Lab, tmp_path: Path) -> None:
+    # Given Berth SIGKILLed after it sent an image only n1 had (tagged on n2) and created the target
+    _build(lab, N1, "berth/sent:v1", "sent")
+    run(lab, N1, "sent", image="berth/sent:v1")
+    before = nodes_state(lab)
+    inv, state = lab.write_inventory(tmp_path / "inv.toml"), tmp_path / "state"
+    migrating = Paused(["migrate", "sent", "--to", N2, "--yes"], inv, state, "pre-copy:target-created")
+    try:
+        journal = migrating.wait_paused()
+    finally:
+        migrating.kill()
+    assert journal["created"]["tags"] == ["berth/sent:v1"]
+    assert "berth/sent:v1" in [t for i in dk(lab, N2).images.list() for t in i.tags]
+    # When the operator rolls it back
+    done = crash_berth("recover", journal["audit_id"], "--rollback", "--yes", inventory=inv, state=state)
+    # Then n2 is as it was: no container, no tag, no image
+    assert done.returncode == 0, done.stderr
+    assert "image tag berth/sent:v1" in done.stdout
+    assert nodes_state(lab) == before
