@@ -59,6 +59,7 @@ def to_json(snap: FleetSnapshot) -> dict[str, Any]:
                 "isolated": c.isolated,
                 # on a down node: state and figures are the last known, `data_age` seconds old
                 "stale": c.stale, "data_age": _container_age(snap, c),
+                "stats_error": c.stats_error,  # why it has no CPU/memory figures, when its stats failed
             }
             for c in sorted(snap.containers, key=lambda c: (c.node, c.name))
         ],
@@ -135,8 +136,26 @@ def summary_line(snap: FleetSnapshot) -> str:
             + (f" · berth {obs.cpu_percent:.0f}% {fmt.size(obs.rss)}" if obs else ""))
 
 
+def incomplete(snap: FleetSnapshot, timeout: float) -> list[dict[str, Any]]:
+    """Running containers on live nodes that the round has no CPU figure for, and why: their stats
+    failed (`stats_error`, not waited on), or no sample came within the wait."""
+    return [{"node": c.node, "id": c.id, "name": c.name,
+             "reason": c.stats_error or f"no stats sample within {timeout:g}s"}
+            for c in sorted(snap.containers, key=lambda c: (c.node, c.name))
+            if c.running and not c.stale and c.cpu_percent is None]
+
+
+def incomplete_line(missing: list[dict[str, Any]], shown: int = 3) -> str:
+    """One line for stderr naming what the round lacks (the first few; JSON has them all)."""
+    items = [f"{m['node']}/{m['name']} ({m['reason']})" for m in missing[:shown]]
+    more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
+    noun = "container" if len(missing) == 1 else "containers"
+    return f"berth: stats round incomplete for {len(missing)} {noun}: {'; '.join(items)}{more}"
+
+
 async def run_status(inventory: Inventory, *, as_json: bool, watch: bool, interval: float, timeout: float,
-                     out: TextIO = sys.stdout) -> int:
+                     out: TextIO = sys.stdout, err: TextIO | None = None) -> int:
+    err = err or sys.stderr
     async with Fleet(inventory) as fleet:
         snap = await fleet.wait_complete(timeout)
         if watch:
@@ -144,11 +163,14 @@ async def run_status(inventory: Inventory, *, as_json: bool, watch: bool, interv
                 print(summary_line(snap), file=out, flush=True)
                 await asyncio.sleep(interval)
                 snap = fleet.publish()
+        missing = incomplete(snap, timeout)
         if as_json:
+            doc = to_json(snap)
+            doc["incomplete"] = missing
             # exact data; C1 controls and bidi marks (which orjson passes raw) as JSON escapes
-            out.write(fmt.json_safe(orjson.dumps(to_json(snap), option=orjson.OPT_INDENT_2).decode()) + "\n")
+            out.write(fmt.json_safe(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()) + "\n")
         else:
             out.write(render_tables(snap) + "\n")
-            if not snap.complete:
-                out.write(f"note: stats incomplete after {timeout:g}s; figures shown are what arrived\n")
-        return 0 if all(n.up for n in snap.nodes) else 1
+        if missing:  # a partial result: said on stderr, and exit 1 as for a node not up
+            print(incomplete_line(missing), file=err, flush=True)
+        return 0 if all(n.up for n in snap.nodes) and not missing else 1

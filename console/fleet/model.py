@@ -47,6 +47,7 @@ class ContainerSnapshot:
     # Its node is down: state and figures are the last known, not live. Readers show them as
     # unknown and keep them out of live totals; `data_age` on the node says how old they are.
     stale: bool = False
+    stats_error: str | None = None  # why its stats give no figures (e.g. "stats empty"); None when they do
 
     @property
     def running(self) -> bool:

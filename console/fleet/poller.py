@@ -58,6 +58,7 @@ ACTION_LABEL = "berth.action"
 STATS_STATES = frozenset({"running", "paused"})
 IDLE_CPU = 1.0  # % of a core: below this a sample counts as idle
 IDLE_SAMPLES = 10  # idle samples in a row before a container drops to the idle cadence
+EMPTY_SAMPLES = 2  # empty samples in a row (no figures) before a running container's stats count as failed
 WARMUP_CHECK = 0.1  # seconds between checks for the first complete round, while there is none
 WARMUP_LIMIT = 30.0  # a node that never completes must not keep the publisher checking forever
 # Event actions that change what we show about a container.
@@ -103,7 +104,7 @@ class ContainerState:
     __slots__ = ("id", "node", "name", "image", "tenant", "labels", "state", "status", "created",
                  "started_at", "restart_count", "health", "exit_code", "oom_killed", "cpu_limit",
                  "mem_limit", "cpu_percent", "mem_used", "sampled_at", "prev", "event_at", "inspected",
-                 "isolated", "busy", "idle_runs", "next_poll", "_snap")
+                 "isolated", "busy", "idle_runs", "next_poll", "stats_error", "empty_runs", "_snap")
 
     def __init__(self, cid: str, node: str) -> None:
         self.id = cid
@@ -132,6 +133,8 @@ class ContainerState:
         self.busy: str | None = None
         self.idle_runs = 0  # idle samples in a row (see IDLE_SAMPLES)
         self.next_poll = 0.0  # loop time of the next one-shot sample at the idle cadence
+        self.stats_error: str | None = None  # why its stats give no figures (a round is not waited on for it)
+        self.empty_runs = 0  # empty samples in a row
         self._snap: ContainerSnapshot | None = None
 
     def touch(self) -> None:
@@ -148,6 +151,7 @@ class ContainerState:
                 mem_limit=self.mem_limit, cpu_limit=self.cpu_limit, restart_count=self.restart_count,
                 health=self.health, labels=tuple(sorted(self.labels.items())), oom_killed=self.oom_killed,
                 exit_code=self.exit_code, isolated=self.isolated, busy=self.busy, sampled_at=self.sampled_at,
+                stats_error=self.stats_error,
             )
         if not fresh:
             return replace(self._snap, stale=True)
@@ -562,6 +566,7 @@ class NodeWatcher:
             c.state = "running"
             c.status = "Up"
             c.started_at = at  # now, not the last run's start until the inspect answers
+            c.stats_error, c.empty_runs = None, 0  # a new run: its stats get a fresh chance
         elif action == "unpause":
             c.state = "running"
             c.status = "Up"
@@ -727,6 +732,7 @@ class NodeWatcher:
                                                           partial(self._apply_stats_line, cid), on_close)
                 except EngineError as exc:  # any failure to open is shown and retried, never silent
                     self._partial(f"stats:{cid}", str(exc))
+                    self._stats_failed(cid, self._own(str(exc)))
                     await asyncio.sleep(1.0)
                     continue
                 self._stats_streams[cid] = stream
@@ -769,12 +775,22 @@ class NodeWatcher:
             elif stream.last_rx and now - stream.last_rx > after:
                 stream.abort(f"no stats sample for {after:g}s")
 
+    def _stats_failed(self, cid: str, reason: str) -> None:
+        """This container's stats give no figures: say why, and let the first round complete without
+        it (`berth status` must not wait its whole timeout for figures that will not come)."""
+        c = self.containers.get(cid)
+        if c is not None and c.stats_error != reason:
+            c.stats_error = reason
+            c.touch()
+            self.on_change()
+
     def _apply_stats_line(self, cid: str, line: bytes) -> None:
         try:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             c = self.containers.get(cid)
             self._partial(f"stats:{cid}", f"{self.name}: {c.name if c else cid[:12]}: bad stats sample: {exc}")
+            self._stats_failed(cid, f"bad stats sample: {exc}")
             return
         self._apply_stats(cid, doc)
 
@@ -786,9 +802,19 @@ class NodeWatcher:
             sample = decode(doc)
         except ValueError as exc:
             self._partial(f"stats:{cid}", f"{self.name}: {c.name}: bad stats sample: {exc}")
+            self._stats_failed(cid, f"bad stats sample: {exc}")
             return
         if sample.system_cpu == 0 and sample.cpu_total == 0:
-            return  # the empty sample docker sends for a container that just stopped
+            # Docker sends one for a container that just stopped; a running container that gets
+            # them in a row has no figures to give (dockerd could not read its cgroup).
+            if c.state == "running":
+                c.empty_runs += 1
+                if c.empty_runs >= EMPTY_SAMPLES:
+                    self._stats_failed(cid, "stats empty: the daemon has no figures for it "
+                                            "(its cgroup is gone or unreadable)")
+            return
+        if c.empty_runs or c.stats_error:
+            c.empty_runs, c.stats_error = 0, None
         pct = cpu_percent(c.prev, sample)
         if pct is not None:
             c.cpu_percent = pct
@@ -827,8 +853,8 @@ class NodeWatcher:
             return True
         if not self.list_done:
             return False
-        return all(c.cpu_percent is not None and c.inspected for c in self.containers.values()
-                   if c.state == "running")
+        return all((c.cpu_percent is not None or c.stats_error is not None) and c.inspected
+                   for c in self.containers.values() if c.state == "running")
 
     def snapshot(self, now: float, host: HostLoad | None) -> tuple[NodeSnapshot, list[ContainerSnapshot]]:
         fresh = self.state is not NodeState.DOWN

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,8 @@ async def test_a_restart_badge_follows_the_lock_and_a_started_oom_kill_is_histor
             await _act(actions, "start", f"{lab_node.name}/oomer")
             snap = await fleet.refresh(Refresh(lab_node.name, oomer))
             now = next(c for c in snap.containers if c.id == oomer)
-            doc = lab_node.client().api.inspect_container(oomer)
+            with closing(lab_node.client()) as client:
+                doc = client.api.inspect_container(oomer)
             assert doc["State"]["OOMKilled"] is True  # what dockerd says after a start
             assert now.state == "running" and now.started_at >= started - 1
             assert badge(now).text == "" and container_state(now).text == "running"
@@ -168,3 +170,66 @@ async def test_a_restart_badge_follows_the_lock_and_a_started_oom_kill_is_histor
             assert "exit" not in state_line and "OOM" not in state_line
     finally:
         await actions.aclose()
+
+
+# -- a container whose stats are empty ----------------------------------------------------------
+
+
+def _cut_cgroup(node, cid: str) -> None:
+    """Make dockerd's stats of a running container empty, for real: move its processes to the root
+    cgroups and remove its own cgroup directories. The container keeps running; dockerd cannot
+    read its figures and publishes empty samples (read 0001-01-01, no CPU, no memory)."""
+    import os
+
+    with closing(node.client()) as client:
+        pid = client.api.inspect_container(cid)["State"]["Pid"]
+    pids = [pid, *(int(p) for p in os.popen(f"pgrep -P {pid}").read().split())]
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for ctrl in controllers.removeprefix("name=").split(",") if controllers else ["unified"]:
+            own = Path("/sys/fs/cgroup") / ctrl / path.lstrip("/")
+            if not path.strip("/") or not own.is_dir():
+                continue
+            for p in pids:
+                (Path("/sys/fs/cgroup") / ctrl / "cgroup.procs").write_text(str(p))
+            own.rmdir()
+    with closing(node.client()) as client:
+        stats = client.api.stats(cid, stream=False)
+        assert stats["read"].startswith("0001-01-01") and not stats["cpu_stats"].get("system_cpu_usage")
+        assert client.api.inspect_container(cid)["State"]["Status"] == "running"
+
+
+def test_status_names_a_container_with_empty_stats_exits_1_and_does_not_wait_for_it(make_lab,
+                                                                                    tmp_path: Path) -> None:
+    """Given a node with a healthy container and one whose stats come back empty, when `berth
+    status` runs (with a long --timeout), then the round completes without it (complete: true, so
+    the wait did not run out), one stderr line names it and why, JSON lists it under `incomplete`
+    with `stats_error`, its CPU is null, and the exit status is 1 (a partial result)."""
+    import json
+    import subprocess
+    import sys
+
+    lab = make_lab(1)
+    node = lab.nodes[0]
+    node.run_container("healthy", tenant="acme")
+    cgless = node.run_container("cgless", tenant="acme")
+    _cut_cgroup(node, cgless)
+    inventory = lab.write_inventory(tmp_path / "inventory.toml")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "console", "status", "--json", "--inventory", str(inventory),
+                           "--timeout", "120"], capture_output=True, text=True, timeout=300)
+    print(f"\nstatus with an empty-stats container answered in {time.monotonic() - started:.1f}s (timeout 120)")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["complete"] is True
+    assert [(m["name"], m["reason"].split(":")[0]) for m in doc["incomplete"]] == [("cgless", "stats empty")]
+    row = next(c for c in doc["containers"] if c["name"] == "cgless")
+    assert row["state"] == "running" and row["cpu_percent"] is None and row["stats_error"].startswith("stats empty")
+    assert next(c for c in doc["containers"] if c["name"] == "healthy")["stats_error"] is None
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cgless" in lines[0] and "stats empty" in lines[0]
+
+    tables = subprocess.run([sys.executable, "-m", "console", "status", "--inventory", str(inventory),
+                             "--timeout", "120"], capture_output=True, text=True, timeout=300)
+    assert tables.returncode == 1 and "stats round incomplete for 1 container" in tables.stderr
+    assert "cgless" in tables.stdout
