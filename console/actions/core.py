@@ -974,7 +974,9 @@ class Actions:
 
         token = _INTERRUPT.get()
 
-        async def one(cid: str, name: str, dest: str) -> None:
+        moves = list(p.get("moves") or [])
+
+        async def one(index: int, cid: str, name: str, dest: str) -> None:
             async with sem:
                 if stop.is_set() or (token is not None and token.requested):
                     outcomes[name] = "skipped"
@@ -983,7 +985,9 @@ class Actions:
                     sub = await self.plan("migrate", Target(plan.target.node, cid, name, "", ""), to=dest,
                                           remove_source=p.get("remove_source"), allow_bind=p.get("allow_bind"),
                                           reason=f"drain {plan.target.node}")
-                    res = await self.execute(sub, lambda pr: emit(f"drain {name}: {pr.phase}", pr.detail))
+                    # "n of N": a drain of 30 is long, and its progress must say how far it is
+                    res = await self.execute(sub, lambda pr: emit(f"{index} of {len(moves)} {name}: {pr.phase}",
+                                                                  pr.detail))
                     ok, msg = res.ok, res.message
                 except ActionError as exc:
                     ok, msg = False, exc.message
@@ -993,7 +997,7 @@ class Actions:
                     if not p.get("continue_on_error"):
                         stop.set()
 
-        await asyncio.gather(*(one(cid, name, dest) for cid, name, dest in p.get("moves") or []))
+        await asyncio.gather(*(one(i, cid, name, dest) for i, (cid, name, dest) in enumerate(moves, 1)))
         phases.append({"phase": "drain", "ok": not failures, "outcomes": outcomes})
         done = sum(1 for m in outcomes.values() if m.startswith("migrated"))
         if token is not None and token.requested:

@@ -111,6 +111,10 @@ class BerthApp(App[int]):
         self.alerts: list[Alert] = []
         self.last_activity = ""
         self._running_actions: set[str] = set()  # progress for a finished action is late: drop it
+        # label -> (its last progress line without the time, elapsed then, monotonic time then):
+        # the line is redrawn every second so a long step (a 10 s stop, a drain's copy) ticks
+        self._progress: dict[str, tuple[str, float, float]] = {}
+        self.monotonic: Callable[[], float] = time.monotonic
         if actions is not None:
             self.ops = operations.wrap(actions)
         else:
@@ -271,6 +275,7 @@ class BerthApp(App[int]):
 
     def _tick(self) -> None:
         """Ages move even when no snapshot arrives; a stalled feed must look stale, not live."""
+        self._tick_progress()
         snap = self.snapshot
         if snap is None or not self.fleet.is_mounted:
             return
@@ -317,9 +322,28 @@ class BerthApp(App[int]):
             text += f" — {detail}"
         if done:
             text += f" ({done / 1024**2:.1f} MiB)"
-        if elapsed is not None:
-            text += f" {elapsed:.1f}s"
-        self.activity(text)
+        since = self._progress.get(message.label)
+        if elapsed is None:  # an action that does not time itself: from its first line
+            elapsed = since[1] + self.monotonic() - since[2] if since else 0.0
+        self._progress[message.label] = (text, float(elapsed), self.monotonic())
+        self._show_progress(message.label)
+
+    def progress_started(self, label: str, text: str) -> None:
+        """An action is running: its line ticks from now (before its first progress report)."""
+        self._running_actions.add(label)
+        self._progress[label] = (text, 0.0, self.monotonic())
+        self._show_progress(label)
+
+    def _show_progress(self, label: str) -> None:
+        text, elapsed, at = self._progress[label]
+        self.activity(f"{text} {elapsed + self.monotonic() - at:.0f}s")
+
+    def _tick_progress(self) -> None:
+        for label in list(self._progress):
+            if label not in self._running_actions:
+                del self._progress[label]  # finished: its result line stays as it is
+        if self._progress:
+            self._show_progress(next(reversed(self._progress)))
 
     # -- navigation actions ------------------------------------------------------------
 
@@ -502,7 +526,7 @@ class BerthApp(App[int]):
             self.activity(f"recover {audit_id} cancelled")
             return
         label = f"recover {audit_id}"
-        self._running_actions.add(label)
+        self.progress_started(label, f"{label}: started")
         try:
             result = await self.engine_io.run(actions.execute(
                 plan, progress=lambda p: self.post_message(ActionProgress(label, p))))
@@ -591,13 +615,12 @@ class BerthApp(App[int]):
         if not ok:
             self.activity(f"{verb} {label} cancelled")
             return
-        self.activity(f"{verb} {label}: started")
         progress_label = f"{verb} {label}"
 
         def progress(p: Any) -> None:
             self.post_message(ActionProgress(progress_label, p))
 
-        self._running_actions.add(progress_label)
+        self.progress_started(progress_label, f"{verb} {label}: started")
         try:
             result = await self.engine_io.run(actions.execute(plan, progress=progress))
         except errors as exc:

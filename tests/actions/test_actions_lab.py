@@ -294,8 +294,12 @@ async def test_drain_moves_everything_off_and_cordons(lab: Lab, actions: Actions
     run(lab, N3, "d2", mem_limit="16m")
     plan = await actions.plan("drain", N3, concurrency=2)
     assert plan.bulk and any("d1" in line for line in plan.summary) and any("d2" in line for line in plan.summary)
-    result = await actions.execute(plan)
+    seen: list = []
+    result = await actions.execute(plan, progress=seen.append)
     assert result.ok, result.message
+    # the progress says how far the drain is: "n of N" for every container it moves
+    counted = {p.phase.split(":")[0] for p in seen if " of 2 " in p.phase}
+    assert counted == {"1 of 2 d1", "2 of 2 d2"} or counted == {"1 of 2 d2", "2 of 2 d1"}, counted
     assert [x.name for x in dk(lab, N3).containers.list()] == []
     moved = [x.name for n in (N1, N2) for x in dk(lab, n).containers.list()]
     assert sorted(moved) == ["d1", "d2"]
