@@ -354,6 +354,8 @@ class BerthApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action in _REGISTRY_ACTIONS:
             return False
+        if self.read_only and action in _MUTATING_ACTIONS:
+            return False  # read-only and NOC: mutating keys are neither shown nor bound (k9s' Dangerous)
         if action == "logs" and isinstance(self.screen, LogsScreen):
             return False
         return True
@@ -466,7 +468,7 @@ class BerthApp(App[int]):
         """Titles and help are Textual markup to the palette: every one is escaped (a `[/]` in the
         `/` key's help, or a tenant named `[b]`, would crash it or vanish)."""
         for c in registry.COMMANDS:
-            if c.id == "palette":
+            if c.id == "palette" or (c.mutating and self.read_only):
                 continue
             yield SystemCommand(escape(c.label if c.group != "Act" else f"{c.label} (action)"),
                                 escape(f"{c.help}  [{c.key_text}]"), partial(self.run_action, c.action))
@@ -671,6 +673,9 @@ class BerthApp(App[int]):
 
 
 _REGISTRY_ACTIONS = {c.action.partition("(")[0] for c in registry.COMMANDS}
+_MUTATING_ACTIONS = {c.action.partition("(")[0] for c in registry.COMMANDS if c.mutating}
+assert not _MUTATING_ACTIONS & {c.action.partition("(")[0] for c in registry.COMMANDS if not c.mutating}, \
+    "an action name shared by mutating and read-only commands cannot be unbound in read-only mode"
 
 
 # ---------------------------------------------------------------------------- entry point

@@ -19,7 +19,7 @@ def help_lines(read_only: bool = False) -> list[str]:
     lines: list[str] = []
     groups: dict[str, list[tuple[str, str]]] = {}
     for c in COMMANDS:
-        note = " [dim](refused: read-only)[/]" if c.mutating and read_only else ""
+        note = " [dim](not bound: read-only)[/]" if c.mutating and read_only else ""
         groups.setdefault(c.group, []).append((c.key_text, escape(c.help) + note))
     for group, key, text in LOCAL_KEYS:
         groups.setdefault(group, []).append((key, escape(text)))
