@@ -18,6 +18,7 @@ from typing import Any
 
 from console.actions import engine_ops as ops
 from console.engine.client import EngineClient
+from console.engine.errors import NotFound
 
 NAMESPACES = (("NetworkMode", "network"), ("PidMode", "PID"), ("IpcMode", "IPC"))
 
@@ -113,7 +114,10 @@ async def sharing(client: EngineClient, doc: dict[str, Any]) -> Sharing:
 
     async def one(other: str) -> dict[str, Any] | None:
         async with sem:
-            return await ops.find_container(client, other)  # None: removed meanwhile
+            try:  # the keep-alive pool: a node of hundreds of containers is read in a fraction of the time
+                return await client.inspect_lean(other)
+            except NotFound:
+                return None  # removed meanwhile
 
     others = [d for d in await asyncio.gather(*(one(i) for i in ids)) if d is not None]
     return shared_with(doc, others, client.name)
