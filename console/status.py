@@ -154,7 +154,8 @@ def incomplete_line(missing: list[dict[str, Any]], shown: int = 3) -> str:
 
 
 async def run_status(inventory: Inventory, *, as_json: bool, watch: bool, interval: float, timeout: float,
-                     out: TextIO = sys.stdout, err: TextIO | None = None) -> int:
+                     out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout  # at call time: the CLI's printable stream, or a test's capture
     err = err or sys.stderr
     async with Fleet(inventory) as fleet:
         snap = await fleet.wait_complete(timeout)

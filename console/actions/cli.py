@@ -23,6 +23,7 @@ from typing import Any
 
 from console.actions.audit import AuditLog
 from console.actions.core import Actions
+from console.actions.redact import mask, mask_text
 from console.actions.types import ActionError, Plan, Progress, ReadOnlyError
 from console.engine.errors import EngineError
 from console.fmt import size
@@ -104,15 +105,17 @@ def _node_args(p: argparse.ArgumentParser) -> None:
 
 
 def _err(text: str) -> None:
+    """One line on stderr. Daemon messages can quote a command or a header: masked by the rule
+    the audit log uses (as is everything _say prints)."""
     try:
-        print(f"berth: {' '.join(str(text).split())}", file=sys.stderr, flush=True)
+        print(f"berth: {mask_text(' '.join(str(text).split()))}", file=sys.stderr, flush=True)
     except OSError:  # the terminal went away (SIGHUP): the audit log still says how it ended
         pass
 
 
 def _say(text: str) -> None:
     try:
-        print(text, flush=True)
+        print(mask_text(text), flush=True)
     except OSError:
         pass
 
@@ -338,7 +341,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     entries = AuditLog().read(args.limit)
     if args.json:
         for e in entries:
-            print(json.dumps(e, default=str))
+            print(json.dumps(mask(e), default=str))  # records from before a masking rule: masked now
         return EXIT_OK
     if not entries:
         print("no actions recorded")
@@ -354,5 +357,5 @@ def cmd_audit(args: argparse.Namespace) -> int:
         down = (e.get("details") or {}).get("downtime")
         extra = f" downtime {down:.2f}s" if isinstance(down, int | float) else ""
         err = f" — {e['error']}" if e.get("error") else ""
-        print(f"{e.get('at')}  {_who(e)}  {e.get('action')} {where}  {status} {dur}{extra}{err}")
+        print(mask_text(f"{e.get('at')}  {_who(e)}  {e.get('action')} {where}  {status} {dur}{extra}{err}"))
     return EXIT_OK

@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
 
+from console.actions.redact import mask_text
 from console.config import AlertThresholds, ConfigError, Inventory
 from console.fmt import printable
 from console.fleet.alerts import Alert, derive_alerts
@@ -297,7 +298,9 @@ class BerthApp(App[int]):
     # -- feedback ----------------------------------------------------------------
 
     def activity(self, text: str, *, error: bool = False, ok: bool = False) -> None:
-        """One line above the footer (and a toast): refusals, progress, results."""
+        """One line above the footer (and a toast): refusals, progress, results; daemon errors in it
+        are masked by the rule the audit log uses."""
+        text = mask_text(text)
         self.last_activity = text
         if self.fleet.is_mounted:
             line = self.fleet.query_one("#activity")

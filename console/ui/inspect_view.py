@@ -1,37 +1,17 @@
-"""Pure helpers for the container detail and logs screens: inspect → lines, secret masking, log frames."""
+"""Pure helpers for the container detail and logs screens: inspect → lines, log frames.
+
+What they show is masked by the one policy (console.actions.redact) that the audit log and the
+CLI use, so the screen and the audit record of the same value agree.
+"""
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterable
 from typing import Any
 
+from console.actions.redact import mask_env_entry, mask_labels, mask_text
 from console.fmt import printable
-
-MASK = "••••••"
-_SECRET_KEY = re.compile(
-    r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth|"
-    r"session|cookie|signature|salt|dsn|conn(ection)?[_-]?str)", re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@",
-                              re.IGNORECASE)
-_LONG_OPAQUE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9+/=_\-.]{32,}$")
-
-
-def mask_env(entry: str) -> str:
-    """KEY=value with the value masked when the key or the value looks secret."""
-    key, sep, value = entry.partition("=")
-    if not sep:
-        return entry
-    if _SECRET_KEY.search(key):
-        return f"{key}={MASK}" if value else entry
-    if _URL_CREDENTIALS.search(value):
-        masked = _URL_CREDENTIALS.sub(lambda m: m.group("scheme") + m.group("user") + ":" + MASK + "@", value)
-        return f"{key}={masked}"
-    if _LONG_OPAQUE.match(value) and not value.startswith("/"):
-        return f"{key}={MASK}"
-    return entry
-
 
 def _ports(doc: dict[str, Any]) -> list[str]:
     ports = (doc.get("NetworkSettings") or {}).get("Ports") or {}
@@ -99,17 +79,17 @@ def inspect_sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     cfg = doc.get("Config") or {}
     cmd = [*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])]
     state = doc.get("State") or {}
-    labels = sorted((cfg.get("Labels") or {}).items())
+    labels = sorted(mask_labels(cfg.get("Labels") or {}).items())
     return [
         ("Image", [str(cfg.get("Image") or doc.get("Image") or "?")]),
-        ("Command", [" ".join(cmd) or "(image default)"]),
+        ("Command", [mask_text(" ".join(str(c) for c in cmd)) or "(image default)"]),
         ("State", [_state_line(state)]),
         ("Ports", _ports(doc) or ["(none)"]),
         ("Networks", _networks(doc)),
         ("Mounts", _mounts(doc)),
         ("Limits", _limits(doc)),
         ("Labels", [f"{k}={v}" for k, v in labels] or ["(none)"]),
-        ("Env", [mask_env(e) for e in cfg.get("Env") or []] or ["(none)"]),
+        ("Env", [mask_env_entry(str(e)) for e in cfg.get("Env") or []] or ["(none)"]),
     ]
 
 
@@ -155,9 +135,9 @@ class FrameDecoder:
 
 
 def log_line(line: str) -> str:
-    """A container's log line as the logs view shows (and searches) it: tabs laid out, control
-    characters and bidi overrides escaped (a log line can hold any bytes the process wrote)."""
-    return printable(line.expandtabs(8))
+    """A container's log line as the logs view shows (and searches) it: secrets masked, tabs laid
+    out, control characters and bidi overrides escaped (it can hold any bytes the process wrote)."""
+    return printable(mask_text(line).expandtabs(8))
 
 
 def matching(lines: Iterable[str], needle: str) -> list[int]:

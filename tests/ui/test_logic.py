@@ -21,7 +21,9 @@ from console.ui.cells import (
     sparkline,
 )
 from console.ui.columns import Column, clip, fit
-from console.ui.inspect_view import MASK, FrameDecoder, inspect_sections, mask_env
+from console.actions.redact import MASK
+from console.actions.redact import mask_env_entry as mask_env
+from console.ui.inspect_view import FrameDecoder, inspect_sections
 from console.ui.sorting import Sort, sort_rows
 from console.ui.themes import css_path, load_themes, themes_dir
 

@@ -11,6 +11,7 @@ from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from console.actions.redact import mask_text
 from console.fmt import printable
 from console.ui.markup import escape
 from console.ui.widgets.footer import StableFooter
@@ -28,7 +29,8 @@ def audit_cells(r: dict[str, Any]) -> tuple[Text, ...]:
     duration = r.get("duration")
     cells = (str(r.get("at") or ""), str(r.get("who") or ""), str(r.get("action") or ""), where, result,
              f"{duration:.1f}s" if isinstance(duration, int | float) else "", str(r.get("error") or ""))
-    return tuple(Text(printable(cell), no_wrap=True, end="") for cell in cells)
+    # masked again on the way out: a record written before a masking rule existed
+    return tuple(Text(printable(mask_text(cell)), no_wrap=True, end="") for cell in cells)
 
 
 class AuditScreen(Screen[None]):
