@@ -35,7 +35,7 @@ from console.actions.locks import AUDIT, STALE_AFTER, NodeLock
 from console.actions.migrate import Migration, failpoint, preflight, summary
 from console.actions.placement import Need, NodeLoad, fit_line, fit_problems, load_node
 from console.actions.redact import mask_text
-from console.actions.sharing import shared_with
+from console.actions.sharing import shared_with, sharing
 from console.actions.types import (
     ACTIONS,
     NODE_ACTIONS,
@@ -613,14 +613,18 @@ class Actions:
     # -- targets ---------------------------------------------------------------
 
     async def rank_targets(self, target: Target) -> list[tuple[str, str]]:
-        """Every other node with a one-line fit for ``target``, best first (unfit and unreachable last)."""
+        """Every other node with a one-line fit for ``target``, best first (unfit and unreachable last).
+        Refused, before any node is offered, when what it shares on its node would be split by any move."""
         src = await self._client_or_error(target.node)
         try:
             doc = await src.inspect(target.id)
+            name = str(doc.get("Name", "")).lstrip("/")
+            shares = (await sharing(src, doc)).refusals(name)
         except EngineError as exc:
             raise ActionError(str(exc)) from None
+        if shares:
+            raise ActionError(f"cannot migrate {name} to any node: " + "; ".join(shares))
         need = Need.of(doc)
-        name = str(doc.get("Name", "")).lstrip("/")
         cpu_max, mem_max = self._thresholds()
 
         async def one(node: str) -> tuple[tuple[Any, ...], str, str]:
