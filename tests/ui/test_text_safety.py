@@ -174,3 +174,19 @@ def test_markup_escape_keeps_every_string_literal(text):
     from console.ui.markup import escape
 
     assert Content.from_markup(f"[b]{escape(text)}[/b]").plain.rstrip(" ") == printable(text)
+
+
+class BrokenLogsEngine(FakeEngine):
+    async def log_chunks(self, cid: str, tail: int = 200, follow: bool = True):
+        yield frame(1, "one line\n")
+        raise RuntimeError("daemon said [/]\x1b[2J Authorization: Bearer t0k3n")
+
+
+async def test_a_logs_stream_error_is_shown_escaped_and_masked():
+    app = make_app(engine=BrokenLogsEngine)
+    async with app.run_test(size=(160, 30)) as pilot:
+        app.push_screen(LogsScreen(fleetdata.fleet().containers[0], "Containers"))
+        await until(pilot, lambda: "error:" in screen_text(app), "the stream's error in the status line")
+        text = screen_text(app)
+        assert_safe(text)
+        assert "daemon said [/]\\x1b[2J Authorization: ***" in text and "t0k3n" not in text

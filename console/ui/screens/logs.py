@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Log, Static
 
+from console.actions.redact import mask_text
 from console.fleet.model import ContainerSnapshot
 from console.ui.inspect_view import FrameDecoder, log_line
 from console.ui.io import log_chunks
@@ -73,10 +74,12 @@ class LogsScreen(Screen[None]):
         self.stream()
 
     def _status(self) -> None:
-        parts = [self.state, "following" if self.follow else "paused (f follows)", f"{len(self.buffer)} lines"]
+        # the state can be the daemon's error: masked and escaped like any engine text
+        parts = [mask_text(self.state), "following" if self.follow else "paused (f follows)",
+                 f"{len(self.buffer)} lines"]
         if self.needle:
-            parts.append(f"search “{escape(self.needle)}”")
-        self.query_one("#log-status", Static).update("[$text-muted]" + " · ".join(parts) + "[/]")
+            parts.append(f"search “{self.needle}”")
+        self.query_one("#log-status", Static).update("[$text-muted]" + escape(" · ".join(parts)) + "[/]")
 
     @work(exclusive=True, group="logs")
     async def stream(self) -> None:
