@@ -688,7 +688,7 @@ class Actions:
             handler = getattr(self, f"_run_{plan.action}", None) or self._run_simple
             ok, message, downtime, details = await handler(plan, emit, count, phases)
         except Refused as exc:
-            ok, message, refused, details = False, exc.message, True, {"refused": True}
+            ok, message, refused, details, status = False, exc.message, True, {"refused": True}, "refused"
         except Interrupted as exc:
             ok, message = False, f"{plan.action} {plan.target.label} {exc.message}: nothing changed"
         except (ActionError, EngineError, RuntimeError) as exc:

@@ -49,6 +49,7 @@ def assert_refused_cleanly(lab: Lab, before: dict[str, Any], audit: AuditLog, tm
     assert not list((tmp_path / "migrations").glob("*.json"))
     [entry] = audit.read()
     assert entry["action"] == "migrate" and entry["ok"] is False and entry["details"].get("refused") is True
+    assert entry["status"] == "refused"
     assert entry["ended_at"] and [p["phase"] for p in entry["phases"]] == ["plan"]
     return entry
 
@@ -210,7 +211,7 @@ def test_a_lock_taken_between_the_plan_and_the_go_ahead_is_a_refusal_exit_3(lab:
     assert nodes_state(lab) == before
     assert dk(lab, N1).containers.get("held").status == "running"
     [entry] = AuditLog(tmp_path / "cli" / "berth" / "audit.jsonl").read()
-    assert entry["ok"] is False and entry["details"] == {"refused": True}
+    assert entry["ok"] is False and entry["details"] == {"refused": True} and entry["status"] == "refused"
     assert [p["phase"] for p in entry["phases"]] == ["plan"]
     assert not list((tmp_path / "cli" / "berth" / "migrations").glob("*.json"))
 
