@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from console.actions.core import Actions
+from console.actions.interrupt import Interrupt
 from console.actions.journal import MigrationRecord
 from console.actions.types import ActionError, Plan, Result, Target
 from console.config import Inventory
@@ -78,12 +79,12 @@ class IOLoop:
             for closer in self._closers:
                 try:
                     await closer()
-                except Exception:  # noqa: BLE001 - closing best effort at exit
+                except Exception:
                     log.debug("closing %s failed", closer, exc_info=True)
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)
-        except Exception:  # noqa: BLE001 - a hung client must not hold the exit
+        except Exception:
             log.debug("I/O loop shutdown timed out", exc_info=True)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
@@ -141,7 +142,7 @@ class LocalFeed:
         for deliver in list(self._subscribers):
             try:
                 deliver(snapshot)
-            except Exception:  # noqa: BLE001 - one broken subscriber must not starve the others
+            except Exception:
                 log.exception("snapshot subscriber failed")
 
     @property
@@ -217,8 +218,9 @@ class LocalActions:
     async def plan(self, action: str, target: Target | str, **params: Any) -> Plan:
         return await self._run(self.actions.plan(action, target, who=self._identity, **params))
 
-    async def execute(self, plan: Plan, progress: ProgressFn | None = None) -> Result:
-        return await self._run(self.actions.execute(plan, progress, who=self._identity))
+    async def execute(self, plan: Plan, progress: ProgressFn | None = None,
+                      interrupt: Interrupt | None = None) -> Result:
+        return await self._run(self.actions.execute(plan, progress, who=self._identity, interrupt=interrupt))
 
     async def rank_targets(self, target: Target) -> list[tuple[str, str]]:
         return await self._run(self.actions.rank_targets(target))

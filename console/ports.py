@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from console.actions.interrupt import Interrupt
 from console.actions.journal import MigrationRecord
 from console.actions.types import Plan, Progress, Result, Target
 from console.fleet.model import FleetSnapshot
@@ -75,7 +76,9 @@ class ActionsPort(Protocol):
 
     async def plan(self, action: str, target: Target | str, **params: Any) -> Plan: ...
 
-    async def execute(self, plan: Plan, progress: ProgressFn | None = None) -> Result: ...
+    async def execute(self, plan: Plan, progress: ProgressFn | None = None,
+                      interrupt: Interrupt | None = None) -> Result:
+        """``interrupt.request(reason)`` stops the action at its next safe point (console/actions/interrupt.py)."""
 
     async def rank_targets(self, target: Target) -> list[tuple[str, str]]: ...
 

@@ -9,6 +9,7 @@ with the daemon's words; only read-only mode raises.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -657,9 +658,10 @@ class Actions:
         try:
             return await self._execute(plan, progress, who, token, notes)
         finally:
-            _INTERRUPT.reset(reset[0])
-            _NOTES.reset(reset[1])
-            _AUDIT_ID.reset(reset[2])
+            with contextlib.suppress(ValueError):  # closed from another context (a coroutine left at exit)
+                _INTERRUPT.reset(reset[0])
+                _NOTES.reset(reset[1])
+                _AUDIT_ID.reset(reset[2])
 
     async def _execute(self, plan: Plan, progress: ProgressFn | None, who: Identity, token: Interrupt,
                        notes: dict[str, Any]) -> Result:
@@ -924,6 +926,12 @@ class Actions:
                                                 if mig.kept_as else "")
             self.journal.remove(audit_id)
             return True, f"migrated {facts.name} {src.name} -> {dst.name}{down}{where}", mig.downtime, mig.details
+        except asyncio.CancelledError:
+            # Stopped at once (left for recover): the journal stays, and says no one is running it now.
+            record.outcome = f"stopped at once in {phase} (left for recover)"
+            record.running = False
+            self.journal.write(record)
+            raise
         except (EngineError, ActionError, RuntimeError, OSError) as exc:
             mig._phase(phase, False, t, error=_short(str(exc)))
             emit("rollback", f"{phase} failed: {_short(str(exc), 160)}")

@@ -34,6 +34,7 @@ from console.fleet.poller import Refresh
 from console.ui import commandline, operations, registry, themes
 from console.ui.cells import Context
 from console.ui.collector import Collector
+from console.ui.inflight import InFlightMixin
 from console.ui.io import EngineIO
 from console.ui.markup import escape
 from console.ui.screens.alerts import AlertsScreen
@@ -89,7 +90,7 @@ def _default_engine(inventory: Inventory) -> Callable[[str], Any]:
     return lambda node: EngineClient(configs[node])
 
 
-class BerthApp(App[int]):
+class BerthApp(InFlightMixin, App[int]):
     TITLE = "berth"
     CSS_PATH = str(themes.css_path())
     BINDINGS = registry.bindings()
@@ -116,6 +117,7 @@ class BerthApp(App[int]):
         # the line is redrawn every second so a long step (a 10 s stop, a drain's copy) ticks
         self._progress: dict[str, tuple[str, float, float]] = {}
         self.monotonic: Callable[[], float] = time.monotonic
+        self._init_flights()  # actions in flight: quitting asks first (console/ui/inflight.py)
         if actions is not None:
             self.ops = operations.wrap(actions)
         else:
@@ -354,6 +356,10 @@ class BerthApp(App[int]):
         while self.screen is not self.fleet and len(self.screen_stack) > 1:
             self.pop_screen()
 
+    async def action_quit(self) -> None:
+        """q, ctrl+q: with an action in flight, ask first (wait, cancel safely, leave for recover)."""
+        self.request_quit(0)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if isinstance(self.screen, ModalScreen) and action in _REGISTRY_ACTIONS:
             return False
@@ -461,7 +467,7 @@ class BerthApp(App[int]):
         elif cmd.verb == "help":
             self.action_help()
         elif cmd.verb == "quit":
-            self.exit(0)
+            self.request_quit(0)
         else:
             self.activity(cmd.arg, error=True)
 
@@ -533,8 +539,9 @@ class BerthApp(App[int]):
         label = f"recover {audit_id}"
         self.progress_started(label, f"{label}: started")
         try:
-            result = await self.engine_io.run(actions.execute(
-                plan, progress=lambda p: self.post_message(ActionProgress(label, p))))
+            result = await self.run_tracked(label, plan, lambda p: self.post_message(ActionProgress(label, p)))
+            if result is None:
+                return
         except errors as exc:
             self.activity(f"{label} failed: {exc}", error=True)
             return
@@ -627,7 +634,9 @@ class BerthApp(App[int]):
 
         self.progress_started(progress_label, f"{verb} {label}: started")
         try:
-            result = await self.engine_io.run(actions.execute(plan, progress=progress))
+            result = await self.run_tracked(progress_label, plan, progress)
+            if result is None:  # left for `berth recover` on the way out
+                return
         except errors as exc:
             self.activity(f"{verb} {label} failed: {exc}", error=True)
             return
@@ -761,8 +770,9 @@ def run_app(args: argparse.Namespace) -> int:
         feed.start()  # the nodes connect while Textual starts up; on_mount takes what arrived
         # A closed terminal (SIGHUP) or a kill (SIGTERM) must still run the closers below,
         # or the demo's simulated nodes and their temp dir outlive us.
+        # With an action in flight it is cancelled at its next safe point first (console/ui/inflight.py).
         for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda *_: app.call_later(app.exit))
+            signal.signal(sig, lambda signum, _: app.call_later(app.quit_on_signal, signal.Signals(signum).name))
         try:
             app.run()
         finally:

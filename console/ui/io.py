@@ -13,7 +13,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 T = TypeVar("T")
@@ -74,6 +74,19 @@ class EngineIO:
             future.cancel()
             raise
 
+    def start(self, coro: Coroutine[Any, Any, T]) -> Running[T]:
+        """Start ``coro`` (an action's execute) on the I/O loop; the handle can stop it and wait for its clean-up."""
+        loop = self._ensure_loop()
+        holder: dict[str, asyncio.Task[Any]] = {}
+
+        async def run() -> T:
+            task = asyncio.current_task()
+            assert task is not None
+            holder["task"] = task
+            return await coro
+
+        return Running(asyncio.run_coroutine_threadsafe(run(), loop), loop, holder)
+
     async def call(self, make: Callable[[Any], Coroutine[Any, Any, T]], node: str) -> T:
         future = self.submit(make, node)
         try:
@@ -103,6 +116,31 @@ class EngineIO:
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(2)
+
+
+class Running(Generic[T]):
+    """An action on the I/O loop. ``stop`` cancels its task there, so its own clean-up (the audit record's
+    end, the lock's release) runs before ``result`` raises CancelledError in the UI."""
+
+    def __init__(self, future: Future[T], loop: asyncio.AbstractEventLoop,
+                 holder: dict[str, asyncio.Task[Any]]) -> None:
+        self.future, self._loop, self._holder = future, loop, holder
+        self.stopped = False
+
+    async def result(self) -> T:
+        return await asyncio.wrap_future(self.future)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+        def cancel() -> None:
+            task = self._holder.get("task")
+            if task is not None:
+                task.cancel()
+            else:
+                self.future.cancel()
+
+        self._loop.call_soon_threadsafe(cancel)
 
 
 async def log_chunks(client: Any, cid: str, tail: int = 200, follow: bool = True) -> AsyncIterator[bytes]:

@@ -73,6 +73,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("recover", "R,shift+r", "recover", "Recover",
             "Unfinished migrations (Berth stopped mid-way): finish or roll back; offered on start", "Act",
             display="R", mutating=True),
+    Command("cancel", "X,shift+x", "cancel_actions", "Cancel action",
+            "Cancel the action in flight at its next safe point (a drain keeps what it moved)", "Act", display="X"),
     Command("help", "question_mark", "help", "Help", "Every key, this list", "App", display="?", show=True),
     Command("palette", "ctrl+p", "command_palette", "Palette", "Command palette: every action by name", "App",
             display="^p"),

@@ -26,6 +26,8 @@ def audit_cells(r: dict[str, Any]) -> tuple[Text, ...]:
     where = target.get("node", "") + ("/" + target["name"] if target.get("id") and target.get("name") else "")
     ok = r.get("ok")
     result = "running" if ok is None else "ok" if ok else "FAILED"
+    if r.get("status") and not ok:  # interrupted, left for recover: says more than FAILED
+        result = str(r["status"]).upper()
     duration = r.get("duration")
     cells = (str(r.get("at") or ""), str(r.get("who") or ""), str(r.get("action") or ""), where, result,
              f"{duration:.1f}s" if isinstance(duration, int | float) else "", str(r.get("error") or ""))

@@ -1,0 +1,144 @@
+"""Actions in flight in the console, and every way of quitting while one runs.
+
+An action runs on the I/O loop (console/ui/io.py) with an interrupt of its own
+(console/actions/interrupt.py). Quitting with one in flight (q, ctrl+q, :q) asks first
+(screens/inflight.py): wait for it, cancel it at its next safe point, or leave it for
+`berth recover`; Berth quits once nothing is in flight. X cancels without quitting. SIGTERM
+and SIGHUP cannot ask anyone: they cancel at the next safe point, then quit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from console.ui.io import Running
+from console.ui.screens.inflight import InFlightScreen
+
+_ids = itertools.count(1)
+
+
+def _new_interrupt() -> Any | None:
+    try:
+        from console.actions.interrupt import Interrupt
+    except ImportError:
+        return None
+    return Interrupt()
+
+
+def execute_call(actions: Any, plan: Any, progress: Callable[[Any], None], interrupt: Any | None
+                 ) -> Coroutine[Any, Any, Any]:
+    """``actions.execute`` with this flight's interrupt, where that execute takes one."""
+    if interrupt is not None and "interrupt" in inspect.signature(actions.execute).parameters:
+        return actions.execute(plan, progress=progress, interrupt=interrupt)  # type: ignore[no-any-return]
+    return actions.execute(plan, progress=progress)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Flight:
+    label: str
+    running: Running[Any]
+    interrupt: Any | None
+
+
+class InFlightMixin:
+    """Mixed into BerthApp (which provides exit, push_screen, screen, activity, engine_io, ops)."""
+
+    _flights: dict[int, Flight]
+    _quit_code: int | None = None  # set: quit once nothing is in flight
+
+    def _init_flights(self) -> None:
+        self._flights = {}
+        self._quit_code = None
+
+    @property
+    def in_flight(self) -> list[str]:
+        return [f.label for f in self._flights.values()]
+
+    async def run_tracked(self, label: str, plan: Any, progress: Callable[[Any], None]) -> Any | None:
+        """Execute ``plan`` as a flight; None when it was left for recover (stopped at once)."""
+        token = _new_interrupt()
+        app: Any = self
+        running = app.engine_io.start(execute_call(app.ops.actions, plan, progress, token))
+        key = next(_ids)
+        self._flights[key] = Flight(label, running, token)
+        try:
+            return await running.result()
+        except asyncio.CancelledError:
+            if not running.stopped:
+                raise
+            return None
+        finally:
+            del self._flights[key]
+            if self._quit_code is not None and not self._flights:
+                app.exit(self._quit_code)
+
+    def _reason(self) -> str:
+        who = getattr(getattr(getattr(self, "ops", None), "actions", None), "user", None)
+        return f"cancelled in the console{f' by {who}' if who else ''}"
+
+    def _cancel_all(self, reason: str) -> None:
+        for f in self._flights.values():
+            if f.interrupt is not None:
+                f.interrupt.request(reason)
+
+    def request_quit(self, code: int = 0) -> None:
+        """Every quit path: at once when nothing is in flight, else ask what to do with it."""
+        app: Any = self
+        if not self._flights:
+            app.exit(code)
+            return
+        if isinstance(app.screen, InFlightScreen):
+            return
+        app.push_screen(InFlightScreen(self.in_flight, quitting=True), partial(self._quit_chosen, code))
+
+    def _quit_chosen(self, code: int, choice: str | None) -> None:
+        app: Any = self
+        names = ", ".join(self.in_flight)
+        if not self._flights:  # it ended while the dialog was up
+            app.exit(code)
+            return
+        if choice is None:
+            app.activity(f"not quitting: {names} still running")
+            return
+        self._quit_code = code
+        if choice == "wait":
+            app.activity(f"quitting once {names} ends")
+        elif choice == "cancel":
+            self._cancel_all(self._reason())
+            app.activity(f"cancelling {names} at its next safe point, then quitting")
+        elif choice == "leave":
+            for f in self._flights.values():
+                f.running.stop()
+            app.activity(f"leaving {names} for `berth recover`; quitting")
+
+    def action_cancel_actions(self) -> None:
+        """X: cancel what is in flight (a drain keeps what it moved), without quitting."""
+        app: Any = self
+        if not self._flights:
+            app.activity("nothing in flight to cancel")
+            return
+        if isinstance(app.screen, InFlightScreen):
+            return
+        app.push_screen(InFlightScreen(self.in_flight, quitting=False), self._cancel_chosen)
+
+    def _cancel_chosen(self, choice: str | None) -> None:
+        app: Any = self
+        if choice == "cancel" and self._flights:
+            names = ", ".join(self.in_flight)
+            self._cancel_all(self._reason())
+            app.activity(f"cancelling {names} at its next safe point")
+
+    def quit_on_signal(self, name: str) -> None:
+        """SIGTERM / SIGHUP: nobody to ask; cancel at the next safe point, quit once nothing is in flight."""
+        app: Any = self
+        if not self._flights:
+            app.exit(0)
+            return
+        self._quit_code = 0
+        self._cancel_all(f"{name} to the console")
