@@ -124,6 +124,8 @@ class NodeSnapshot:
     insecure: bool = False
     cpu_history: tuple[float, ...] = ()  # cores used, 1 Hz
     mem_history: tuple[float, ...] = ()  # bytes used, 1 Hz
+    samples: int = 0  # stats samples the poller applied for this node, since it started
+    errors: int = 0  # errors the poller met on this node (failed connects, partial failures)
 
     @property
     def up(self) -> bool:

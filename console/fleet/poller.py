@@ -194,6 +194,10 @@ class NodeWatcher:
         self.error_at: float | None = None
         self.partial_errors: dict[str, tuple[float, str]] = {}  # source -> (time, text)
         self.last_ok: float | None = None
+        # Berth's own figures for this node (console.metrics exposes them): stats samples applied,
+        # and errors seen (a failed connection attempt, a partial failure such as a bad sample).
+        self.samples = 0
+        self.errors = 0
         self.info: dict[str, Any] = {}
         self.version: dict[str, Any] = {}
         self.containers: dict[str, ContainerState] = {}
@@ -225,6 +229,7 @@ class NodeWatcher:
         return text.removeprefix(f"{self.name}: ")
 
     def _partial(self, source: str, text: str) -> None:
+        self.errors += 1
         self.partial_errors[source] = (time.time(), self._own(text))
         self._reassess()
 
@@ -248,6 +253,7 @@ class NodeWatcher:
 
     def _mark_down(self, err: EngineError | str) -> None:
         text = self._own(str(err))
+        self.errors += 1
         was = self.state
         self.state = NodeState.DOWN
         self.error = text
@@ -831,6 +837,7 @@ class NodeWatcher:
                 c.idle_runs = 0
                 if busy_again:
                     self._retune(cid)  # back to full rate
+        self.samples += 1
         c.prev = sample
         c.mem_used = sample.mem_used
         c.sampled_at = time.time()
@@ -877,6 +884,8 @@ class NodeWatcher:
             insecure=self.cfg.insecure,
             cpu_history=self.cpu_ring.values(),
             mem_history=self.mem_ring.values(),
+            samples=self.samples,
+            errors=self.errors,
         )
         return node, containers
 
