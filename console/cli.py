@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[Callable[..., argparse.ArgumentParser]], None]]:
     """Subcommands that live with their nouns (actions, sim) register themselves here."""
     out = []
-    for module in ("console.actions.cli", "console.sim.cli"):
+    for module in ("console.actions.cli", "console.sim.cli", "console.metrics.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
