@@ -82,6 +82,17 @@ def test_status_prints_engine_text_escaped_and_json_keeps_it_exact(text_lab, tmp
     assert [t["name"] for t in doc["tenants"]] == [EVIL_TENANT]
 
 
+def test_an_action_plan_and_its_refusal_print_engine_text_escaped(text_lab, tmp_path: Path) -> None:
+    lab, _ = text_lab
+    inventory = lab.write_inventory(tmp_path / "inventory.toml")
+    refused = berth("restart", "hostile", "--inventory", str(inventory), env={"XDG_STATE_HOME": str(tmp_path)})
+    out, err = refused.stdout.decode(), refused.stderr.decode()
+    assert refused.returncode == 3, err  # no terminal on stdin and no --yes: refused, nothing changed
+    assert_no_raw(out + err, "berth restart's plan and refusal")
+    assert "evil\\x1b[2J\\x1b]0;PWNED\\x07\\u202eslbl" in out, out
+    assert len(err.splitlines()) == 1 and err.startswith("berth: restart needs confirmation"), err
+
+
 class Tmux:
     """A private tmux server (its own socket, no config): the size asked for is the size drawn."""
 
@@ -127,7 +138,7 @@ def test_console_shows_engine_text_escaped_on_every_pane(text_lab, tmp_path: Pat
             return s.lstrip().startswith("berth") and "nodes 1/1" in s
 
         screen = term.wait_for("the tenants pane naming the evil tenant, escaped",
-                               lambda s: intact(s) and "evil\\x1b[2J" in s)
+                               lambda s: intact(s) and "evil\\x1" in s and "202eslbl" in s)  # cut in the middle
         term.send("2")
         screen = term.wait_for("the hostile container with its tenant escaped",
                                lambda s: intact(s) and "hostile" in s and "2 Containers" in s)
