@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from action_helpers import dk, names
-from crashkit import DEADLINE, Running, berth
+from action_helpers import dk, names, running, target_side
+from crashkit import DEADLINE, N2, Paused, Running, berth, workload
 from dockerlab import BUSYBOX_REF, Lab
 
 from console.actions import AuditLog
@@ -67,7 +67,7 @@ def _mid_restart(lab: Lab, tmp_path: Path) -> tuple[Any, Path, Path, Running]:
     return c, inv, state, restarting
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["TERM", "HUP", "INT"])
 def test_term_or_hup_mid_restart_finishes_the_step_releases_the_lock_and_ends_the_audit(
         lab: Lab, tmp_path: Path, sig: signal.Signals) -> None:
     c, _, state, restarting = _mid_restart(lab, tmp_path)
@@ -155,3 +155,32 @@ def test_kill_9_mid_restart_recover_lists_and_clears_the_orphan_lock_and_record(
         time.sleep(0.2)
         c.reload()
     assert c.status == "running"
+
+
+@pytest.mark.parametrize(("failpoint", "sig"), [("pre-copy:target-created", signal.SIGTERM),
+                                                ("switch:source-stopped", signal.SIGHUP)], ids=["pre-copy", "switch"])
+def test_a_signal_mid_migrate_rolls_back_in_pre_copy_and_finishes_once_the_source_stopped(
+        lab: Lab, tmp_path: Path, failpoint: str, sig: signal.Signals) -> None:
+    # Given web on n1 migrating to n2, held at a point of its migration
+    digest = workload(lab)
+    inv, state = lab.write_inventory(tmp_path / "inv.toml"), tmp_path / "state"
+    migrating = Paused(["migrate", "web", "--to", N2, "--yes"], inv, state, failpoint)
+    journal = migrating.wait_paused()
+    # When the signal arrives there
+    migrating.proc.send_signal(sig)
+    assert migrating.proc.wait(timeout=DEADLINE) == 128 + sig
+    # Then the step in hand is rolled back (pre-copy: the source still runs) or finished (its source stopped)
+    [entry] = [e for e in _audit(state) if e["action"] == "migrate"]
+    if failpoint.startswith("pre-copy"):
+        assert running(lab, (N1, N2)) == [(N1, "web")]
+        assert target_side(lab, N2)["containers"] == []
+        assert entry["ok"] is False and entry["status"] == "interrupted" and "rolled back" in entry["error"]
+    else:
+        assert running(lab, (N1, N2)) == [(N2, "web")]
+        moved = dk(lab, N2).containers.get("web")
+        assert moved.exec_run(["md5sum", "/data/blob"]).output.split()[0].decode() == digest
+        assert entry["ok"] is True and entry["details"]["interrupted"] == f"{sig.name}: the step in hand was finished"
+    assert entry["id"] == journal["audit_id"]
+    # And nothing is left for recover: no journal, no lock
+    assert not list((state / "berth" / "migrations").glob("*.json"))
+    assert not [n for n in names(lab, N1) if n.startswith("berth-lock-")]
