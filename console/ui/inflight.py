@@ -1,7 +1,8 @@
 """Actions in flight in the console, and every way of quitting while one runs.
 
 An action runs on the I/O loop (console/ui/io.py) with an interrupt of its own
-(console/actions/interrupt.py). Quitting with one in flight (q, ctrl+q, :q) asks first
+(console/actions/interrupt.py). Quitting with one in flight (q, ctrl+q, :q, and ctrl+c, which
+otherwise only says how to quit) asks first
 (screens/inflight.py): wait for it, cancel it at its next safe point, or leave it for
 `berth recover`; Berth quits once nothing is in flight. X cancels without quitting. SIGTERM
 and SIGHUP cannot ask anyone: they cancel at the next safe point, then quit.
@@ -96,6 +97,13 @@ class InFlightMixin:
         if isinstance(app.screen, InFlightScreen):
             return
         app.push_screen(InFlightScreen(self.in_flight, quitting=True), partial(self._quit_chosen, code))
+
+    def action_help_quit(self) -> None:
+        """ctrl+c: Textual only says how to quit; with an action in flight, ask what to do with it."""
+        if self._flights:
+            self.request_quit(0)
+            return
+        super().action_help_quit()  # type: ignore[misc]
 
     def _quit_chosen(self, code: int, choice: str | None) -> None:
         app: Any = self

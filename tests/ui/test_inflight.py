@@ -103,12 +103,14 @@ async def test_q_with_a_migration_in_flight_asks_and_back_keeps_it_running(fleet
             await _until(pilot, lambda: not isinstance(app.screen, InFlightScreen), "the dialog to close")
             assert app.is_running and app.in_flight == [label]
             assert "not quitting" in app.last_activity
-            # ctrl+q is a quit path too: it asks the same
-            await pilot.press("ctrl+q")
-            await _until(pilot, lambda: isinstance(app.screen, InFlightScreen), "the dialog on ctrl+q")
-            await pilot.press("escape")
+            # ctrl+q and ctrl+c are quit paths too: they ask the same
+            for key in ("ctrl+q", "ctrl+c"):
+                await pilot.press(key)
+                await _until(pilot, lambda: isinstance(app.screen, InFlightScreen), f"the dialog on {key}")
+                await pilot.pause()
+                await pilot.press("escape")
+                await _until(pilot, lambda: not isinstance(app.screen, InFlightScreen), "the dialog to close")
             # Then let it be cancelled so the test ends clean
-            await _until(pilot, lambda: not isinstance(app.screen, InFlightScreen), "the dialog to close")
             app._cancel_all("test over")
             await _until(pilot, lambda: not app.in_flight, "the migration to stop")
     finally:
