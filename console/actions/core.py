@@ -624,7 +624,7 @@ class Actions:
         except EngineError as exc:
             raise ActionError(str(exc)) from None
         if shares:
-            raise ActionError(f"cannot migrate {name} to any node: " + "; ".join(shares))
+            raise ActionError(f"cannot migrate {name}: " + "; ".join(shares))
         need = Need.of(doc)
         cpu_max, mem_max = self._thresholds()
 
