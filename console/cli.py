@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from console import __version__
 from console.config import ConfigError, Inventory, inventory_from_contexts, resolve_inventory
 from console.fmt import printable
 from console.safefs import StateFileError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -48,9 +52,16 @@ class UsageError(Exception):
     """A bad command line or config: one line, exit 2."""
 
 
+# Where --help and --version text goes: this terminal, or a remote caller's channel (console.serve).
+HELP_OUTPUT: contextvars.ContextVar[TextIO | None] = contextvars.ContextVar("berth_help_output", default=None)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump, exit 2
         raise UsageError(f"{self.prog}: {message}")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        super()._print_message(message, HELP_OUTPUT.get() or file)
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -99,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[Callable[..., argparse.ArgumentParser]], None]]:
     """Subcommands that live with their nouns (actions, sim) register themselves here."""
     out = []
-    for module in ("console.actions.cli", "console.sim.cli", "console.metrics.cli"):
+    for module in ("console.actions.cli", "console.sim.cli", "console.metrics.cli", "console.serve.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

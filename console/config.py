@@ -458,7 +458,8 @@ class _Lines:
 
 # --------------------------------------------------------------------------- validation
 
-_TOP_KEYS = ("tenancy", "node", "tenant", "alerts")
+# [serve] and [[user]] are `berth serve`'s, validated there (console/serve/config.py).
+_TOP_KEYS = ("tenancy", "node", "tenant", "alerts", "serve", "user")
 _NODE_KEYS = (
     "name",
     "url",

@@ -67,8 +67,10 @@ class IOLoop:
             raise
 
     def on_close(self, closer: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``closer()`` on the loop before it stops (client pools, Actions)."""
-        self._closers.append(closer)
+        """Run ``closer()`` on the loop before it stops (client pools, Actions), once however often it is
+        registered (a server wraps one Actions in a LocalActions per session)."""
+        if closer not in self._closers:
+            self._closers.append(closer)
 
     def close(self, timeout: float = 2.0) -> None:
         loop, self._loop = self._loop, None

@@ -7,6 +7,10 @@ unsafe to write: console/safefs.py). Never a traceback.
 
 Without a terminal on stdin the plan is not confirmable: scripts pass ``--yes``. Bulk actions
 (drain) make the operator type the node name rather than "y".
+
+The same verbs run for a remote caller (`ssh berth-host restart web`, console.serve): then output
+goes to that caller's channel (``Caller``), the actions are the server's, and the identity is the
+caller's, so the refusals and the audit records are theirs.
 """
 
 from __future__ import annotations
@@ -19,14 +23,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from console.actions.audit import AuditLog
 from console.actions.core import Actions
 from console.actions.redact import mask, mask_text
-from console.actions.types import ActionError, Plan, Progress, ReadOnlyError
+from console.actions.types import ActionError, Plan, Progress, ReadOnlyError, Result
 from console.engine.errors import EngineError
 from console.fmt import size
+from console.identity import Identity
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -104,18 +110,46 @@ def _node_args(p: argparse.ArgumentParser) -> None:
     _common(p)
 
 
-def _err(text: str) -> None:
+@dataclass(frozen=True)
+class Caller:
+    """Where a verb's output goes and how it asks for a confirmation: this terminal, or a remote
+    caller's session. ``ask`` is None when there is nobody to ask (no terminal)."""
+
+    out: TextIO
+    err: TextIO
+    ask: Callable[[str], str] | None
+
+    @classmethod
+    def here(cls) -> Caller:
+        return cls(sys.stdout, sys.stderr, input if sys.stdin.isatty() else None)
+
+
+class _Here:
+    """``Actions`` on this event loop as one identity: the ActionsPort shape the verbs use."""
+
+    def __init__(self, actions: Actions, who: Identity) -> None:
+        self.actions = actions
+        self.identity = who
+
+    async def plan(self, action: str, target: Any, **params: Any) -> Plan:
+        return await self.actions.plan(action, target, who=self.identity, **params)
+
+    async def execute(self, plan: Plan, progress: Callable[[Progress], None] | None = None) -> Result:
+        return await self.actions.execute(plan, progress, who=self.identity)
+
+
+def _err(text: str, err: TextIO | None = None) -> None:
     """One line on stderr. Daemon messages can quote a command or a header: masked by the rule
     the audit log uses (as is everything _say prints)."""
     try:
-        print(f"berth: {mask_text(' '.join(str(text).split()))}", file=sys.stderr, flush=True)
+        print(f"berth: {mask_text(' '.join(str(text).split()))}", file=err or sys.stderr, flush=True)
     except OSError:  # the terminal went away (SIGHUP): the audit log still says how it ended
         pass
 
 
-def _say(text: str) -> None:
+def _say(text: str, out: TextIO | None = None) -> None:
     try:
-        print(mask_text(text), flush=True)
+        print(mask_text(text), file=out or sys.stdout, flush=True)
     except OSError:
         pass
 
@@ -126,20 +160,20 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) not in (None, False)}
 
 
-def _confirm(plan: Plan) -> bool:
+def _confirm(plan: Plan, ask: Callable[[str], str] = input) -> bool:
     if plan.bulk:
-        answer = input(f"Type the node name ({plan.target.node}) to go ahead: ")
+        answer = ask(f"Type the node name ({plan.target.node}) to go ahead: ")
         return answer.strip() == plan.target.node
-    answer = input("Go ahead? [y/N] ")
+    answer = ask("Go ahead? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
-def _progress_line(p: Progress) -> None:
+def _progress_line(p: Progress, out: TextIO | None = None) -> None:
     moved = f" ({size(p.bytes_done)})" if p.bytes_done else ""
-    _say(f"[{p.elapsed:6.1f}s] {p.phase}: {p.detail}{moved}")
+    _say(f"[{p.elapsed:6.1f}s] {p.phase}: {p.detail}{moved}", out)
 
 
-async def _ask(plan: Plan) -> bool:
+async def _ask(plan: Plan, ask: Callable[[str], str] = input) -> bool:
     """The confirmation prompt on a daemon thread: a signal while it waits must not wait for Enter."""
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[bool] = loop.create_future()
@@ -150,7 +184,7 @@ async def _ask(plan: Plan) -> bool:
 
     def work() -> None:
         try:
-            value = _confirm(plan)
+            value = _confirm(plan, ask)
         except BaseException as exc:  # noqa: BLE001 - EOFError and the like are re-raised in the loop
             loop.call_soon_threadsafe(settle, None, exc)
         else:
@@ -196,6 +230,17 @@ class _Signals:
         return 128 + (self.received or signal.SIGINT)
 
 
+class _NoSignals:
+    """A remote caller's command runs on a server thread: its signals are the server's, not its own."""
+
+    running = False
+    received: int | None = None
+
+    @property
+    def status(self) -> int:
+        return 128 + signal.SIGINT
+
+
 def cmd_action(args: argparse.Namespace) -> int:
     action = args.command
     if not str(getattr(args, "target", "") or "").strip():
@@ -214,58 +259,68 @@ async def _run(action: str, args: argparse.Namespace, inventory: Any) -> int:
     actions = Actions(inventory, read_only=bool(getattr(args, "read_only", False)))
     signals = _Signals(actions, action)
     try:
+        return await run_action(action, args, _Here(actions, actions.identity), Caller.here(), signals)
+    finally:
+        signals.close()
+        await actions.aclose()
+
+
+async def run_action(action: str, args: argparse.Namespace, port: Any, caller: Caller,
+                     signals: _Signals | _NoSignals | None = None) -> int:
+    """Plan, print, confirm, run and report one action through ``port`` (an ActionsPort: its identity
+    is who asks, refused there when it may not act); the exit status as documented above."""
+    out, err = caller.out, caller.err
+    signals = signals or _NoSignals()
+    try:
         try:
-            plan = await actions.plan(action, args.target, **_params(args))
+            plan = await port.plan(action, args.target, **_params(args))
         except ReadOnlyError as exc:
-            _err(str(exc))
+            _err(str(exc), err)
             return EXIT_REFUSED
         except ActionError as exc:
-            _err(str(exc))
+            _err(str(exc), err)
             return EXIT_REFUSED
-        _say(f"{action} {plan.target.label}")
+        _say(f"{action} {plan.target.label}", out)
         for line in plan.summary:
-            _say(f"  {line}")
+            _say(f"  {line}", out)
         if not args.yes:
-            if not sys.stdin.isatty():
-                _err(f"{action} needs confirmation: no terminal on stdin, pass --yes to go ahead")
+            if caller.ask is None:
+                _err(f"{action} needs confirmation: no terminal on stdin, pass --yes to go ahead", err)
                 return EXIT_REFUSED
             try:
-                confirmed = await _ask(plan)
+                confirmed = await _ask(plan, caller.ask)
             except EOFError:
                 confirmed = False
             if not confirmed:
-                _err(f"{action} not confirmed: nothing changed")
+                _err(f"{action} not confirmed: nothing changed", err)
                 return EXIT_REFUSED
         verbose = action in ("migrate", "drain", "recover") or bool(getattr(args, "verbose", False))
         started = time.monotonic()
         if signals.received:  # a signal between the prompt and here: nothing has begun
             raise asyncio.CancelledError
         signals.running = True
-        result = await actions.execute(plan, _progress_line if verbose else None)
+        result = await port.execute(plan, (lambda p: _progress_line(p, out)) if verbose else None)
         signals.running = False
         if result.ok:
-            _say(f"{result.message} [{time.monotonic() - started:.1f}s, audit {result.audit_id}]")
+            _say(f"{result.message} [{time.monotonic() - started:.1f}s, audit {result.audit_id}]", out)
             return signals.status if signals.received else EXIT_OK
-        _err(f"{result.message} (audit {result.audit_id})")
+        _err(f"{result.message} (audit {result.audit_id})", err)
         if signals.received:
             return signals.status
         return EXIT_REFUSED if result.refused else EXIT_FAILED
     except asyncio.CancelledError:
         if signals.running:
             _err(f"{action} stopped at once by a second signal: the audit records it as interrupted; "
-                 f"`berth recover` lists what it left")
+                 f"`berth recover` lists what it left", err)
         else:
-            _err(f"{action}: interrupted before anything changed")
+            _err(f"{action}: interrupted before anything changed", err)
         return signals.status
     except ReadOnlyError as exc:
-        _err(str(exc))
+        _err(str(exc), err)
         return EXIT_REFUSED
     except (ActionError, EngineError) as exc:
-        _err(str(exc))
+        _err(str(exc), err)
         return EXIT_FAILED
-    finally:
-        signals.close()
-        await actions.aclose()
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -289,41 +344,51 @@ def cmd_recover(args: argparse.Namespace) -> int:
 async def _list_unfinished(inventory: Any) -> int:
     """Unfinished migrations (journals), then orphan locks and unended audit records; nodes that cannot be
     asked about their locks are said on stdout, as part of the listing."""
-    from console.actions.core import describe_dangling
-
     async with Actions(inventory, read_only=True) as actions:
         records, errors = actions.journal.entries()
         orphans = await actions.orphans()
+    return print_unfinished(records, errors, orphans, Caller.here())
+
+
+def print_unfinished(records: list[Any], errors: list[Any], orphans: Any, caller: Caller) -> int:
+    """`berth recover` without an ID: what is left to finish or clear, and what could not be checked."""
+    from console.actions.core import describe_dangling
+
+    out = caller.out
+
+    def say(text: str) -> None:
+        _say(text, out)
+
     for err in errors:
-        _err(f"unreadable migration journal {err}")
+        _err(f"unreadable migration journal {err}", caller.err)
     status = EXIT_FAILED if errors else EXIT_OK
     if not records and not orphans.locks and not orphans.records:
         if not errors:
-            _say("nothing to recover: no unfinished migrations, orphan locks or unfinished actions")
+            say("nothing to recover: no unfinished migrations, orphan locks or unfinished actions")
         for node, why in orphans.unchecked.items():
-            _say(f"locks on {node} not checked: {why}")
+            say(f"locks on {node} not checked: {why}")
         return status
     if records:
-        _say("unfinished migrations:")
+        say("unfinished migrations:")
     for r in records:
         running = f"  (still running: pid {r.pid})" if r.alive() else ""
-        _say(f"  {r.describe()}{running}")
+        say(f"  {r.describe()}{running}")
         if r.outcome:
-            _say(f"      last known: {r.outcome}")
+            say(f"      last known: {r.outcome}")
     if records:
-        _say("  finish or undo one with: berth recover ID --finish | --rollback")
+        say("  finish or undo one with: berth recover ID --finish | --rollback")
     if orphans.locks:
-        _say("orphan locks:")
+        say("orphan locks:")
         for lk in orphans.locks:
-            _say(f"  {lk.describe()}")
+            say(f"  {lk.describe()}")
     if orphans.records:
-        _say("unfinished actions (begun, never ended, their Berth gone):")
+        say("unfinished actions (begun, never ended, their Berth gone):")
         for e in orphans.records:
-            _say(f"  {describe_dangling(e)}")
+            say(f"  {describe_dangling(e)}")
     if orphans.locks or orphans.records:
-        _say("  clear them with: berth recover --clear  (or berth recover ID --clear)")
+        say("  clear them with: berth recover --clear  (or berth recover ID --clear)")
     for node, why in orphans.unchecked.items():
-        _say(f"locks on {node} not checked: {why}")
+        say(f"locks on {node} not checked: {why}")
     return status
 
 
@@ -338,13 +403,17 @@ def _who(entry: dict[str, Any]) -> str:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    entries = AuditLog().read(args.limit)
-    if args.json:
+    return print_audit(AuditLog().read(args.limit), bool(args.json), sys.stdout)
+
+
+def print_audit(entries: list[dict[str, Any]], as_json: bool, out: TextIO) -> int:
+    """`berth audit`: one line (or JSON object) per action, who did it included."""
+    if as_json:
         for e in entries:
-            print(json.dumps(mask(e), default=str))  # records from before a masking rule: masked now
+            print(json.dumps(mask(e), default=str), file=out)  # records from before a masking rule: masked now
         return EXIT_OK
     if not entries:
-        print("no actions recorded")
+        print("no actions recorded", file=out)
         return EXIT_OK
     for e in entries:
         t = e.get("target") or {}
@@ -357,5 +426,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
         down = (e.get("details") or {}).get("downtime")
         extra = f" downtime {down:.2f}s" if isinstance(down, int | float) else ""
         err = f" — {e['error']}" if e.get("error") else ""
-        print(mask_text(f"{e.get('at')}  {_who(e)}  {e.get('action')} {where}  {status} {dur}{extra}{err}"))
+        print(mask_text(f"{e.get('at')}  {_who(e)}  {e.get('action')} {where}  {status} {dur}{extra}{err}"),
+              file=out)
     return EXIT_OK

@@ -304,7 +304,7 @@ def test_toml_duplicate_key_is_a_syntax_error(tmp_path: Path) -> None:
         (
             "[stuff]\n",
             4,
-            "unknown key 'stuff' (valid keys: tenancy, node, tenant, alerts)",
+            "unknown key 'stuff' (valid keys: tenancy, node, tenant, alerts, serve, user)",
         ),
         (
             "tiemout = 5\n",

@@ -1,0 +1,141 @@
+"""What every front door shares: one poller (``LocalFeed`` behind a ``FeedHub``), one ``Actions`` (one
+audit log, one set of journals and node clients), and the count of sessions against ``max_sessions``.
+
+A door asks for a console for an ``Identity`` and gets a ``Session`` (console.serve.session) whose app
+sees the fleet through the hub and acts through a ``LocalActions`` carrying that identity. A viewer's
+console is read-only (no mutating keys shown), and ``Actions`` refuses a viewer's intent anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from console.actions.audit import AuditLog
+from console.actions.core import Actions
+from console.actions.journal import Journal
+from console.config import Inventory
+from console.identity import Identity
+from console.local import IOLoop, LocalActions, LocalFeed
+from console.serve.hub import FeedHub
+from console.serve.session import Output, Session, TerminalInfo
+
+log = logging.getLogger(__name__)
+
+PUBLISH_INTERVAL = 1.0  # snapshots a second to every console (the issue's 1 Hz)
+
+
+class ServedActions(LocalActions):
+    """LocalActions whose audit log the console's audit pane reads (the demo's own, when serving it)."""
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.actions.audit
+
+
+class ViewerActions(ServedActions):
+    """A viewer's port: unfinished migrations are offered to operators only, so a viewer's console has
+    nothing to offer on start (``Actions`` would refuse finishing or rolling back anyway)."""
+
+    unfinished = None  # type: ignore[assignment]  # BerthApp offers recovery only when this is callable
+
+
+class Server:
+    def __init__(self, inventory: Inventory, *, read_only: bool = False, max_sessions: int = 32,
+                 demo_state: Path | None = None) -> None:
+        self.inventory = inventory
+        self.read_only = read_only
+        self.max_sessions = max_sessions
+        self.io = IOLoop("berth-serve-io")
+        self.feed = LocalFeed(inventory, self.io, publish_interval=PUBLISH_INTERVAL)
+        self.hub = FeedHub(self.feed)
+        if demo_state is not None:  # the demo's records stay in its private directory (as `berth --demo`)
+            self.actions = Actions(inventory, read_only=read_only,
+                                   audit=AuditLog(Path(demo_state) / "audit.jsonl", demo=True),
+                                   journal=Journal(Path(demo_state) / "migrations", root=Path(demo_state)))
+        else:
+            self.actions = Actions(inventory, read_only=read_only)
+        self._lock = threading.Lock()
+        self._active: set[object] = set()  # consoles and commands now running, for max_sessions
+        self.sessions: set[Session] = set()
+        self.closing: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.feed.start()
+
+    def stop(self) -> None:
+        self.feed.stop()  # also closes the I/O loop: the actions' node clients with it
+
+    # -- admission ------------------------------------------------------------------------
+
+    def admit(self, token: object) -> str | None:
+        """Count ``token`` as a running session; else the refusal to show."""
+        with self._lock:
+            if self.closing is not None:
+                return f"berth serve is shutting down ({self.closing})"
+            if len(self._active) >= self.max_sessions:
+                return (f"berth serve: all {self.max_sessions} sessions are in use (max_sessions); "
+                        "try again when someone leaves")
+            self._active.add(token)
+            return None
+
+    def release(self, token: object) -> None:
+        with self._lock:
+            self._active.discard(token)
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    # -- per identity ------------------------------------------------------------------------
+
+    def may_act(self, who: Identity) -> bool:
+        return not self.read_only and who.may_act
+
+    def port(self, who: Identity) -> LocalActions:
+        """The actions as ``who``: every intent is checked and audited as them by Actions."""
+        cls = ServedActions if self.may_act(who) else ViewerActions
+        return cls(self.actions, who, self.io)
+
+    def console(self, who: Identity, output: Output, terminal: TerminalInfo,
+                on_end: Callable[[Session], None] | None = None) -> Session:
+        """A console session for ``who`` (not started): the full app, read-only unless they may act."""
+        view = self.hub.view()
+        read_only = not self.may_act(who)
+
+        def make_app() -> Any:
+            from console.ui.app import BerthApp
+
+            app = BerthApp(feed=view, inventory=self.inventory, actions=self.port(who), read_only=read_only,
+                           engine=view.engine)
+            app.collector.active = False  # gc.freeze is the process's: the server settles once, not per session
+            view.subscribe(app.deliver)
+            return app
+
+        def ended(session: Session) -> None:
+            view.stop()
+            with self._lock:
+                self.sessions.discard(session)
+            if on_end is not None:
+                on_end(session)
+
+        session = Session(f"{who.user}@{who.address or who.door}", make_app, output, terminal, ended)
+        with self._lock:
+            self.sessions.add(session)
+        return session
+
+    def end_all(self, reason: str, timeout: float = 5.0) -> None:
+        """Close every console (from any thread) and wait for their apps to finish."""
+        with self._lock:
+            self.closing = reason
+            sessions = list(self.sessions)
+        for session in sessions:
+            session.close()
+        for session in sessions:
+            session.join(timeout)
