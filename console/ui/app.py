@@ -116,6 +116,8 @@ class BerthApp(InFlightMixin, App[int]):
         # label -> (its last progress line without the time, elapsed then, monotonic time then):
         # the line is redrawn every second so a long step (a 10 s stop, a drain's copy) ticks
         self._progress: dict[str, tuple[str, float, float]] = {}
+        self._hint_shown = False
+        self.warmed = False  # a complete round was seen: "warming up" is not shown again
         self.monotonic: Callable[[], float] = time.monotonic
         self._init_flights()  # actions in flight: quitting asks first (console/ui/inflight.py)
         if actions is not None:
@@ -245,6 +247,7 @@ class BerthApp(InFlightMixin, App[int]):
     def apply_snapshot(self, snap: FleetSnapshot) -> None:
         """Apply one snapshot to every view in one batch: one repaint per snapshot."""
         self.snapshot = snap
+        self.warmed = self.warmed or snap.complete
         if not self.fleet.is_mounted:
             return
         ctx = self.context()
@@ -299,11 +302,13 @@ class BerthApp(InFlightMixin, App[int]):
 
     # -- feedback ----------------------------------------------------------------
 
-    def activity(self, text: str, *, error: bool = False, ok: bool = False) -> None:
+    def activity(self, text: str, *, error: bool = False, ok: bool = False, hint: bool = False) -> None:
         """One line above the footer (and a toast): refusals, progress, results; daemon errors in it
-        are masked by the rule the audit log uses."""
+        are masked by the rule the audit log uses. A `hint` (select a container first) is about the
+        view it was given in: it goes when the operator moves on."""
         text = mask_text(text)
         self.last_activity = text
+        self._hint_shown = hint
         if self.fleet.is_mounted:
             line = self.fleet.query_one("#activity")
             line.update(printable(text))  # type: ignore[attr-defined]  # a plain Static: no markup
@@ -372,8 +377,14 @@ class BerthApp(InFlightMixin, App[int]):
     def action_show_pane(self, kind: str) -> None:
         self._to_fleet()
         self.fleet.show_pane(kind)
+        self.clear_hint()
+
+    def clear_hint(self) -> None:
+        if self._hint_shown:
+            self.activity("")
 
     def action_back(self) -> None:
+        self.clear_hint()
         if self.screen is self.fleet:
             self.fleet.back()
         elif len(self.screen_stack) > 1:
@@ -387,7 +398,7 @@ class BerthApp(InFlightMixin, App[int]):
         self._to_fleet()
         self.fleet.open_input("command")
 
-    def action_sort(self, key: str) -> None:
+    def action_sort(self, key: str) -> None:  # the cursor goes to the top, as in k9s (Pane.set_sort)
         self._to_fleet()
         self.fleet.pane.set_sort(key)
         self.fleet._update_titles()
@@ -422,7 +433,7 @@ class BerthApp(InFlightMixin, App[int]):
     def action_logs(self) -> None:
         target = self.current_target("container")
         if target is None:
-            self.activity("logs: select a container first", error=True)
+            self.activity("logs: select a container first", error=True, hint=True)
             return
         tty = False
         if isinstance(self.screen, DetailScreen) and self.screen.inspect_doc:
@@ -577,9 +588,9 @@ class BerthApp(InFlightMixin, App[int]):
         target = self.current_target(spec.needs)
         if target is None:
             if isinstance(self.fleet.selected(), TenantSnapshot):
-                self.activity(f"{command}: select a container or host, not a tenant", error=True)
+                self.activity(f"{command}: select a container or host, not a tenant", error=True, hint=True)
             else:
-                self.activity(f"{command}: select a {spec.needs} first", error=True)
+                self.activity(f"{command}: select a {spec.needs} first", error=True, hint=True)
             return
         verb = operations.verb_for(command, target)
         label = describe(target)
@@ -605,6 +616,7 @@ class BerthApp(InFlightMixin, App[int]):
                 if not ranked:
                     self.activity(f"migrate {label}: no node can take it", error=True)
                     return
+                self.activity("")  # ranked: the picker says the rest
                 dest = await self.push_screen_wait(PickNodeScreen(f"Migrate {label} to…", ranked))
                 if dest is None:
                     self.activity(f"migrate {label} cancelled")
@@ -646,8 +658,8 @@ class BerthApp(InFlightMixin, App[int]):
             self.refresh_after(command, target, getattr(plan, "params", {}) or {})
         message = getattr(result, "message", "") or "done"
         extra = []
-        if getattr(result, "downtime", None) is not None:
-            extra.append(f"downtime {result.downtime:.1f}s")
+        if getattr(result, "downtime", None) is not None and "downtime" not in message:
+            extra.append(f"downtime {result.downtime:.1f}s")  # once: the message may already say it
         if getattr(result, "audit_id", None):
             extra.append(f"audit {result.audit_id}")
         suffix = f" ({', '.join(extra)})" if extra else ""

@@ -93,15 +93,15 @@ def level(ratio: float | None, warn: float) -> str | None:
 # ---------------------------------------------------------------- containers
 
 CONTAINER_COLUMNS: tuple[Column, ...] = (
-    Column("name", "NAME", 16, 0, grow=14, sort="name", cut="middle"),
+    Column("name", "NAME", 15, 0, grow=15, sort="name", cut="middle"),  # cut in the middle: 15 tells them apart
     Column("badge", "", 3, 0),
     Column("node", "NODE", 8, 1, grow=6, cut="middle"),
     Column("tenant", "TENANT", 8, 1, grow=4, cut="middle"),
     Column("state", "STATE", 9, 0, grow=4),
     Column("cpu", "CPU%", 6, 0, "right", sort="cpu"),
-    Column("cpu_lim", "%LIM", 5, 3, "right"),
+    Column("cpu_lim", "CPU%L", 5, 3, "right"),  # CPU % of its limit
     Column("mem", "MEM", 6, 0, "right", sort="mem"),
-    Column("mem_lim", "LIMIT", 6, 2, "right"),
+    Column("mem_lim", "MEM/LIM", 7, 2, "right"),
     Column("uptime", "UP", 5, 2, "right"),
     Column("restarts", "RST", 3, 4, "right"),
     Column("image", "IMAGE", 12, 4, grow=28, cut="middle"),  # the tag is at the end

@@ -359,6 +359,8 @@ async def test_detail_shows_inspect_with_secrets_masked_and_logs_stream():
         await until(pilot, lambda: "booting api" not in screen_text(app), "the log filter applied")
         text = screen_text(app)
         assert "GET /orders 500" in text and "booting api" not in text
+        await pilot.press("escape")  # clears the kept search first
+        assert isinstance(app.screen, LogsScreen) and "booting api" in screen_text(app)
         await pilot.press("escape")
         assert isinstance(app.screen, DetailScreen)
 

@@ -130,8 +130,10 @@ class DetailScreen(Screen[None]):
                         if mem else "memory: no history yet")
 
     def _graph(self, key: str, values: tuple[float, ...], label: str) -> None:
-        width = max(10, self.query_one(f"#{key}-graph").size.width or 60)
-        self.query_one(f"#{key}-graph", Sparkline).data = list(values[-width:])
+        graph = self.query_one(f"#{key}-graph", Sparkline)
+        width = max(10, graph.size.width or 60)
+        graph.data = list(values[-width:])
+        graph.display = bool(values)  # an empty Sparkline still draws a flat line under "no history yet"
         self.query_one(f"#{key}-label", Label).update(escape(label))
 
     @work(exclusive=True, group="inspect")

@@ -74,9 +74,11 @@ class LogsScreen(Screen[None]):
         self.stream()
 
     def _status(self) -> None:
+        count = f"{len(self.buffer)} lines"
+        if not self.buffer and self.state in ("connecting", "streaming"):
+            count = "loading… (a stopped container's logs can take seconds)"
         # the state can be the daemon's error: masked and escaped like any engine text
-        parts = [mask_text(self.state), "following" if self.follow else "paused (f follows)",
-                 f"{len(self.buffer)} lines"]
+        parts = [mask_text(self.state), "following" if self.follow else "paused (f follows)", count]
         if self.needle:
             parts.append(f"search “{self.needle}”")
         self.query_one("#log-status", Static).update("[$text-muted]" + escape(" · ".join(parts)) + "[/]")
@@ -160,11 +162,15 @@ class LogsScreen(Screen[None]):
         self._status()
 
     def action_back(self) -> None:
+        """Esc: close the search line, else clear a kept search, else leave."""
         box = self.query_one("#log-search", Input)
         if box.display:
             box.display = False
             if self.needle:
                 self._apply_search("")
             self.query_one(LogView).focus()
+            return
+        if self.needle:
+            self._apply_search("")
             return
         self.dismiss(None)

@@ -42,7 +42,7 @@ def run_text(snap: FleetSnapshot, width: int) -> str:
 
 
 def summary_markup(snap: FleetSnapshot | None, now: float, *, mode: str, stale_after: float,
-                   width: int) -> str:
+                   width: int, warmed: bool = False) -> str:
     if snap is None:
         return f"[b]berth[/] [$text-muted]waiting for the first snapshot…[/]{mode}"
     age = now - snap.taken_at
@@ -59,7 +59,8 @@ def summary_markup(snap: FleetSnapshot | None, now: float, *, mode: str, stale_a
     ]
     if snap.observer is not None and width >= 70:
         parts.append(f"[$text-muted]self {snap.observer.cpu_percent:.0f}% {short_size(snap.observer.rss)}[/]")
-    if age <= stale_after and not snap.complete:
+    # only before the first complete round: a container started later must not make it flicker
+    if age <= stale_after and not snap.complete and not warmed:
         parts.append("[$text-muted]warming up[/]")
     text = "  ".join(parts) + mode
     if width >= 100:
@@ -84,7 +85,8 @@ class OneLine(Static):
 
 class FleetHeader(OneLine):
     def show(self, snap: FleetSnapshot | None, now: float, *, mode: str, stale_after: float) -> None:
-        self.set(summary_markup(snap, now, mode=mode, stale_after=stale_after, width=self.size.width or 80))
+        self.set(summary_markup(snap, now, mode=mode, stale_after=stale_after, width=self.size.width or 80,
+                                warmed=bool(getattr(self.app, "warmed", False))))
 
 
 class AlertStrip(OneLine, can_focus=False):

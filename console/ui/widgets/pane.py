@@ -75,10 +75,13 @@ class Pane(Vertical, can_focus=False):
         self.recompute()
 
     def set_sort(self, key: str) -> None:
+        """A new order starts at its top (k9s): the row under the cursor is not what was asked for."""
         self.sort = self.sort.toggled(key)
         self.table.sort_key = self.sort.key
         self.table.sort_arrow = self.sort.arrow
         self.recompute()
+        if self.table.rows:
+            self.table.action_edge(0)
 
     def set_scope(self, scope: Scope | None) -> None:
         self.scope = scope
