@@ -150,7 +150,7 @@ class AuditLog:
             if e.get("ended_at") or not e.get("action"):
                 continue
             pid = e.get("pid")
-            if e.get("host") == here and isinstance(pid, int):
+            if e.get("host") == here and isinstance(pid, int) and e.get("pid_start"):
                 if proc_start(pid) == e.get("pid_start"):
                     continue  # still running
             elif not (isinstance(e.get("ts"), int | float) and now - e["ts"] > stale_after):

@@ -60,8 +60,8 @@ class NodeLock:
     @staticmethod
     def gone(labels: dict[str, str]) -> bool:
         """The holder ran on this host and that process no longer runs (pid gone, or reused)."""
-        if labels.get(HOST) != socket.gethostname() or not labels.get(PID):
-            return False
+        if labels.get(HOST) != socket.gethostname() or not labels.get(PID) or not labels.get(PID_START):
+            return False  # another host's, or written where process start times cannot be read: age only
         try:
             pid = int(labels[PID])
         except ValueError:

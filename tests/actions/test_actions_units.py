@@ -220,6 +220,9 @@ def test_a_lock_whose_process_is_gone_from_this_host_is_stale_at_once_elsewhere_
     assert NodeLock.refusal(remote, break_stale=True) is not None
     old = {**remote, "berth.since": "1"}
     assert NodeLock.refusal(old, break_stale=True) is None
+    # Written where a process's start time cannot be read (no /proc): never taken for dead, only by age
+    unknown = _lock_labels("restart", pid=2**22 + 1, pid_start=None)
+    assert not NodeLock.gone(unknown) and NodeLock.refusal(unknown) is not None
 
 
 def test_a_dead_migrations_lock_is_not_broken_but_sent_to_recover() -> None:
