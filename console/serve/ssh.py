@@ -265,6 +265,8 @@ class _Channel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             terminal = TerminalInfo(self.size[0], self.size[1], self.term, str(env.get("COLORTERM", "")))
             self.session = self.door.server.console(self.who, self, terminal, self._console_ended)
             self.session.start()
+            log.info("%s opened the console (%dx%d, TERM=%s%s)", self.who.label, self.size[0], self.size[1],
+                     self.term, f", COLORTERM={terminal.colorterm}" if terminal.colorterm else "")
 
     def data_received(self, data: bytes, datatype: Any) -> None:
         if self.session is not None:
@@ -322,6 +324,10 @@ class _Channel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def _console_ended(self, session: Session) -> None:
         """On the session's thread: the app is gone (quit, closed, or the client left)."""
         code = session.return_code if isinstance(session.return_code, int) else 0
+        st = session.stats
+        log.info("%s left the console: %d frames sent (%d bytes), %d skipped for a slow link, %d full repaints, "
+                 "%d input bytes dropped", self.who.label, st.frames_sent, st.bytes_sent, st.frames_skipped,
+                 st.repaints, st.input_dropped)
         message = f"berth: the console failed: {session.error}" if session.error else ""
         try:
             self.loop.call_soon_threadsafe(self._release_and_finish, code, message)
