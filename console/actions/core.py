@@ -254,12 +254,19 @@ class Actions:
         }[action]
         if problem:
             raise ActionError(f"cannot {action} {target.label}: {problem}")
-        effect = {"restart": "stop (grace period) and start again", "stop": "stop (SIGTERM, then SIGKILL after the "
-                  "grace period)", "start": "start", "pause": "freeze all processes (cgroup freezer)",
-                  "unpause": "resume all processes"}[action]
+        # The grace period in seconds, as the run will use it: --timeout, else the container's
+        # StopTimeout, else dockerd's default of 10 s.
+        stop_timeout = (doc.get("Config") or {}).get("StopTimeout")
+        grace = params.get("timeout") if params.get("timeout") is not None else stop_timeout
+        grace_text = f"{float(grace if grace is not None else 10):g}s"
+        effect = {"restart": f"stop (SIGTERM, then SIGKILL after {grace_text}) and start again",
+                  "stop": f"stop (SIGTERM, then SIGKILL after {grace_text})", "start": "start",
+                  "pause": "freeze all processes (cgroup freezer)", "unpause": "resume all processes"}[action]
         lines = self._head(target, doc) + [f"effect: {effect}"]
-        if action in ("stop", "restart") and params.get("timeout") is not None:
-            lines.append(f"grace period: {params['timeout']}s")
+        if action in ("stop", "restart"):
+            source = "--timeout" if params.get("timeout") is not None else (
+                "the container's StopTimeout" if stop_timeout is not None else "the default")
+            lines.append(f"grace period: {grace_text} ({source})")
         if action in ("stop", "pause") and (doc.get("HostConfig") or {}).get("RestartPolicy", {}).get("Name") in (
                 "always", "unless-stopped") and action == "pause":
             lines.append("warning: restart policy does not apply to a paused container")

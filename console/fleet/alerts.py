@@ -124,7 +124,7 @@ def derive_alerts(snapshot: FleetSnapshot, thresholds: Thresholds, now: float) -
         cpu_use, mem_use = t.cpu_quota_use, t.mem_quota_use
         if cpu_use is not None and cpu_use > 1.0:
             out.append(Alert(Severity.WARNING, "tenant-cpu-quota", "tenant", t.name,
-                             f"tenant {t.name} CPU {t.cpu_cores_used:.2f} of {t.cpu_quota:g} cores "
+                             f"tenant {t.name} CPU {t.cpu_cores_used:.2f} cores, quota {t.cpu_quota:g} cores "
                              f"({_pct(cpu_use)} of quota)"))
         if mem_use is not None and mem_use > 1.0:
             out.append(Alert(Severity.WARNING, "tenant-mem-quota", "tenant", t.name,

@@ -628,8 +628,10 @@ class BerthApp(InFlightMixin, App[int]):
             self.activity(f"{verb} {label} refused: {exc}", error=True)
             return
         summary = list(getattr(plan, "summary", ()))
-        # The plan's summary already states container, node, tenant and effect; add ours only if it is bare.
-        lines = summary if len(summary) >= 3 else self._target_lines(target) + ["", *summary]
+        # The plan's summary states what it acts on (container, node, tenant, effect): add ours only
+        # when it names nothing, or the target is shown twice (cordon: "node sim-01" and "node: sim-01").
+        names_target = any(line.startswith(("container:", "node:")) for line in summary)
+        lines = summary if names_target or len(summary) >= 3 else self._target_lines(target) + ["", *summary]
         title = f"{verb.capitalize()} {label}?"
         if command == "drain":
             ok = await self.push_screen_wait(TypedConfirmScreen(title, lines, expected=target.name))

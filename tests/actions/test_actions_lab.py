@@ -390,3 +390,19 @@ async def test_a_lock_left_by_a_crashed_console_refuses_until_broken_when_stale(
     result = await actions.execute(await actions.plan("restart", "held", break_stale=True))
     assert result.ok, result.message
     assert [x.name for x in dk(lab, N1).containers.list(all=True)] == ["held"]
+
+
+async def test_stop_and_restart_plans_state_the_grace_period_in_seconds(lab: Lab, actions: Actions) -> None:
+    # Given a container with dockerd's default grace, and one created with its own StopTimeout
+    run(lab, N1, "plain")
+    api = dk(lab, N1).api
+    api.start(api.create_container(BUSYBOX_REF, ["sleep", "3600"], name="patient", stop_timeout=3,
+                                   host_config=api.create_host_config(init=True, network_mode="none")))
+    # Then each plan says the seconds the run will wait before SIGKILL, and where they come from
+    plain = await actions.plan("restart", "plain")
+    assert "grace period: 10s (the default)" in plain.summary
+    assert any("SIGKILL after 10s" in line for line in plain.summary)
+    patient = await actions.plan("stop", "patient")
+    assert "grace period: 3s (the container's StopTimeout)" in patient.summary
+    forced = await actions.plan("restart", "patient", timeout=5)
+    assert "grace period: 5s (--timeout)" in forced.summary

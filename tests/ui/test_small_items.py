@@ -135,3 +135,21 @@ async def test_no_sparkline_is_drawn_under_no_history_yet():
         await pilot.pause()
         assert "no history yet" in screen_text(app)
         assert not app.screen.query_one("#cpu-graph").display
+
+
+class NodePlanActions(FakeActions):
+    """Plans as console.actions words them for a node: the summary names the node itself."""
+
+    async def plan(self, action: str, target: Any, **params: Any) -> FakePlan:
+        self.planned.append((action, target, params))
+        return FakePlan(action, target, params, (f"node: {target.node}",
+                                                 "effect: no migration or drain will place containers here"))
+
+
+async def test_the_cordon_confirmation_names_the_node_once():
+    app = make_app(actions=NodePlanActions())
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("1", "c")
+        await dialog_shown(pilot, app, ConfirmScreen)
+        summary = str(app.screen.query_one("#confirm-summary").render())
+        assert summary.count("node-1") == 1, summary

@@ -114,3 +114,10 @@ def test_tenant_memory_over_quota():
 def test_empty_fleet_has_no_alerts():
     snap = fleetdata.build([], nodes_spec=())
     assert derive_alerts(snap, TH, NOW) == []
+
+
+def test_the_tenant_cpu_alert_says_which_figure_is_the_quota():
+    """ "CPU 22.58 of 16 cores" read as a node's 16 cores: the quota is named as the quota."""
+    alerts = derive_alerts(fleetdata.fleet(), TH, NOW)
+    text = next(a.text for a in alerts if a.kind == "tenant-cpu-quota" and a.subject == "acme")
+    assert "quota 8 cores" in text and " of 8 cores" not in text, text
