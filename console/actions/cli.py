@@ -418,6 +418,8 @@ def print_audit(entries: list[dict[str, Any]], as_json: bool, out: TextIO) -> in
     for e in entries:
         t = e.get("target") or {}
         where = t.get("node", "?") if not t.get("id") else f"{t.get('node')}/{t.get('name')}"
+        if (e.get("params") or {}).get("to"):
+            where += f" -> {e['params']['to']}"
         status = "running" if e.get("ok") is None else ("ok" if e.get("ok") else (
             "refused" if (e.get("details") or {}).get("refused") else "FAILED"))
         if e.get("status"):

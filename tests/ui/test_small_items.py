@@ -153,3 +153,26 @@ async def test_the_cordon_confirmation_names_the_node_once():
         await dialog_shown(pilot, app, ConfirmScreen)
         summary = str(app.screen.query_one("#confirm-summary").render())
         assert summary.count("node-1") == 1, summary
+
+
+def test_the_audit_pane_shows_where_a_migration_went_and_a_drain_as_a_node_action():
+    from console.ui.screens.audit import COLUMNS, audit_cells
+
+    migrate = audit_cells({"at": "t", "who": "ops", "action": "migrate", "ok": True, "params": {"to": "n2"},
+                           "target": {"node": "n1", "id": "c1", "name": "web", "tenant": "acme"}})
+    drain = audit_cells({"at": "t", "who": "ops", "action": "drain", "ok": True, "params": {"concurrency": 2},
+                         "target": {"node": "n1", "id": "", "name": "", "tenant": ""}})
+    col = {name: i for i, name in enumerate(COLUMNS)}
+    assert migrate[col["target"]].plain == "n1/web → n2" and migrate[col["tenant"]].plain == "acme"
+    assert drain[col["target"]].plain == "n1" and drain[col["tenant"]].plain == "(node)"
+
+
+def test_berth_audit_prints_where_a_migration_went():
+    import io
+
+    from console.actions.cli import print_audit
+
+    out = io.StringIO()
+    print_audit([{"at": "t", "who": "ops", "action": "migrate", "ok": True, "params": {"to": "n2"},
+                  "target": {"node": "n1", "id": "c1", "name": "web"}, "duration": 1.0}], False, out)
+    assert "migrate n1/web -> n2" in out.getvalue()

@@ -16,7 +16,7 @@ from console.fmt import printable
 from console.ui.markup import escape
 from console.ui.widgets.footer import StableFooter
 
-COLUMNS = ("at", "who", "action", "target", "result", "duration", "error")
+COLUMNS = ("at", "who", "action", "target", "tenant", "result", "duration", "error")
 
 
 def audit_cells(r: dict[str, Any]) -> tuple[Text, ...]:
@@ -24,12 +24,17 @@ def audit_cells(r: dict[str, Any]) -> tuple[Text, ...]:
     reads a str cell as Rich markup, and records carry engine names and error text."""
     target = r.get("target") or {}
     where = target.get("node", "") + ("/" + target["name"] if target.get("id") and target.get("name") else "")
+    dest = (r.get("params") or {}).get("to")
+    if dest:  # a migration: where it went is half of what it did
+        where += f" → {dest}"
+    # a node action (drain, cordon) has no tenant of its own: say so rather than leave it blank
+    tenant = target.get("tenant") or ("-" if target.get("id") else "(node)")
     ok = r.get("ok")
     result = "running" if ok is None else "ok" if ok else "FAILED"
     if r.get("status") and not ok:  # interrupted, left for recover: says more than FAILED
         result = str(r["status"]).upper()
     duration = r.get("duration")
-    cells = (str(r.get("at") or ""), str(r.get("who") or ""), str(r.get("action") or ""), where, result,
+    cells = (str(r.get("at") or ""), str(r.get("who") or ""), str(r.get("action") or ""), where, tenant, result,
              f"{duration:.1f}s" if isinstance(duration, int | float) else "", str(r.get("error") or ""))
     # masked again on the way out: a record written before a masking rule existed
     return tuple(Text(printable(mask_text(cell)), no_wrap=True, end="") for cell in cells)
