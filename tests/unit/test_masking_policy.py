@@ -122,3 +122,32 @@ def test_env_entries_follow_the_same_rule_by_name() -> None:
     assert mask_env_entry("BLOB=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdo") == f"BLOB={MASK}"
     assert mask_env_entry("MODE=prod") == "MODE=prod"
     assert mask({"Env": ["SESSION_ID=abc", "MODE=prod"]}) == {"Env": ["SESSION_ID=***", "MODE=prod"]}
+
+
+# -- any line, any secret-looking name ---------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+names = st.sampled_from(["SESSION_ID", "COOKIE", "db_password", "API_KEY", "GITHUB_TOKEN", "X-Auth-Token",
+                         "client_secret", "csrftoken", "Cookie", "Authorization", "Set-Cookie"])
+values = st.from_regex(r"\A[A-Za-z0-9]{6,16}\Z")
+seps = st.sampled_from(["=", ": ", " = ", ":\t"])
+words = st.lists(st.sampled_from(["GET", "/v1/items", "200", "user=bob", "ok", "ms=12", "retry", "->"]), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(names, seps, values, words, words)
+def test_a_secret_value_never_survives_in_any_line(name, sep, value, before, after):
+    line = " ".join([*before, f"{name}{sep}{value}", *after])
+    masked = mask_text(line)
+    assert value not in masked
+    assert mask_text(masked) == masked
+    assert log_line(line) == masked.expandtabs(8)  # the logs view shows what the audit log keeps
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_masking_any_text_never_raises_and_is_idempotent(text):
+    masked = mask_text(text)
+    assert mask_text(masked) == masked
