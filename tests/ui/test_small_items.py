@@ -176,3 +176,22 @@ def test_berth_audit_prints_where_a_migration_went():
     print_audit([{"at": "t", "who": "ops", "action": "migrate", "ok": True, "params": {"to": "n2"},
                   "target": {"node": "n1", "id": "c1", "name": "web"}, "duration": 1.0}], False, out)
     assert "migrate n1/web -> n2" in out.getvalue()
+
+
+async def test_the_target_picker_greys_out_nodes_that_would_be_refused(fake_actions: FakeActions):
+    from textual.widgets import OptionList
+
+    fake_actions.ranked = [("node-1", "free by limits after the move: 40G memory, 9.0 CPU; cpu 12%"),
+                           ("node-3", "unfit: node node-3 is cordoned by ops — free by limits after the move: …"),
+                           ("node-4", "unreachable: connect unix:///run/docker-4.sock: connection refused")]
+    app = make_app(actions=fake_actions)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("2", "m")
+        await dialog_shown(pilot, app, PickNodeScreen)
+        options = app.screen.query_one(OptionList)
+        assert [options.get_option_at_index(i).disabled for i in range(3)] == [False, True, True]
+        text = screen_text(app)
+        assert "node-3  unfit: node node-3 is cordoned" in text and "node-4  unreachable: connect" in text
+        await pilot.press("end", "down", "enter")  # the cursor skips what cannot be picked
+        await dialog_shown(pilot, app, ConfirmScreen)
+        assert fake_actions.planned[-1][2] == {"to": "node-1"}

@@ -148,8 +148,13 @@ class TypedConfirmScreen(GuardedDialog):
         self.dismiss(False)
 
 
+# console.actions' rank_targets words a node that cannot take the container so (its fit line).
+REFUSED_FITS = ("unfit", "unreachable")
+
+
 class PickNodeScreen(ModalScreen[str | None]):
-    """Migration target picker: nodes ranked best first, with why."""
+    """Migration target picker: nodes ranked best first, with why. A node that would be refused
+    (down, cordoned, too full, a name clash) is listed greyed with its reason, and cannot be picked."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="PickNodeScreen") + """
     PickNodeScreen OptionList { height: auto; max-height: 14; }
@@ -164,9 +169,11 @@ class PickNodeScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(escape(self.title_text), classes="dialog--title")
-            yield OptionList(*(Option(f"{escape(node)}  [dim]{escape(fit)}[/]", id=node) for node, fit in self.ranked),
+            yield OptionList(*(Option(f"{escape(node)}  [dim]{escape(fit)}[/]", id=node,
+                                      disabled=fit.startswith(REFUSED_FITS)) for node, fit in self.ranked),
                              id="targets")
-            yield Label("↑↓ choose · enter pick · esc cancel", classes="dialog--hint")
+            yield Label("↑↓ choose · enter pick · esc cancel · greyed: cannot take it (why beside)",
+                        classes="dialog--hint")
 
     def on_mount(self) -> None:
         self.query_one("#targets", OptionList).focus()
