@@ -19,6 +19,7 @@ import time
 
 import orjson
 
+from console import fmt
 from console.actions.cli import (
     EXIT_USAGE,
     Caller,
@@ -40,7 +41,10 @@ def _err(caller: Caller, text: str) -> None:
 
 def run_command(command: str, server: Server, who: Identity, caller: Caller) -> int:
     """Run one command line as ``who``; its exit status (0 done, 1 failed, 2 usage, 3 refused)."""
-    from console.cli import HELP_OUTPUT, UsageError, build_parser
+    from console.cli import HELP_OUTPUT, PrintableStream, UsageError, build_parser
+
+    # what `berth` does for its own terminal: engine text reaches the caller's terminal printable
+    caller = Caller(PrintableStream(caller.out), PrintableStream(caller.err), caller.ask)  # type: ignore[arg-type]
 
     try:
         argv = shlex.split(command)
@@ -129,7 +133,7 @@ def _status(args: argparse.Namespace, server: Server, caller: Caller) -> int:
             time.sleep(max(0.2, float(args.interval)))
             snap = server.feed.latest or snap
     if args.json:
-        out.write(orjson.dumps(to_json(snap), option=orjson.OPT_INDENT_2).decode() + "\n")
+        out.write(fmt.json_safe(orjson.dumps(to_json(snap), option=orjson.OPT_INDENT_2).decode()) + "\n")
     else:
         out.write(render_tables(snap) + "\n")
         if not snap.complete:
