@@ -123,6 +123,8 @@ def families(snap: FleetSnapshot | None, *, now: float, stale_after: float, shar
     info = _fam("berth_node_info", "Engine and inventory labels of a node, for group_left joins",
                 *NODE_INFO_LABELS, *extra)
     data_age = _fam("berth_node_data_age_seconds", "Seconds since the newest data from the node", "node")
+    data_at = _fam("berth_node_data_timestamp_seconds", "Unix time of the newest data from the node (what "
+                   "readers use once its shard stopped reporting)", "node")
     cpus = _fam("berth_node_cpus", "CPUs the node's daemon reports (NCPU)", "node")
     mem = _fam("berth_node_memory_bytes", "Memory the node's daemon reports (MemTotal)", "node")
     cpu_c = _fam("berth_node_cpu_committed_ratio", "Sum of running containers' CPU limits / node CPUs", "node")
@@ -149,6 +151,7 @@ def families(snap: FleetSnapshot | None, *, now: float, stale_after: float, shar
         age = None if n.data_age is None else n.data_age + snap_age
         if age is not None:
             data_age.add(nkey, age, text)
+            data_at.add(nkey, now - age, text)
         if not node_is_fresh(n, age, stale_after):
             continue
         fresh[n.name] = n
@@ -159,7 +162,7 @@ def families(snap: FleetSnapshot | None, *, now: float, stale_after: float, shar
             mem.add(nkey, float(n.mem_total), text)
             mem_c.add(nkey, n.density.mem_committed, text)
         cordoned.add(nkey, 1.0 if n.cordoned else 0.0, text)
-    out += [up, state, info, data_age, cpus, mem, cpu_c, mem_c, cordoned, samples, errors]
+    out += [up, state, info, data_age, data_at, cpus, mem, cpu_c, mem_c, cordoned, samples, errors]
 
     # -- containers
     lab = CONTAINER_LABELS

@@ -15,6 +15,7 @@ import ipaddress
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,9 +93,21 @@ class MetricsApp:
         self.collector = collector
         self.process = CollectorRegistry(auto_describe=False)
         ProcessCollector(namespace="berth", registry=self.process)
+        self._lock = threading.Lock()
+        self.scrapes = 0
+        self.cpu_seconds = 0.0  # CPU of the serving threads, rendering and compressing, over all scrapes
 
     def body(self) -> bytes:
-        return render_text(self.collector.families()) + generate_latest(self.process)
+        with self._lock:
+            own = (
+                "# HELP berth_exposition_scrapes_total Scrapes of /metrics answered before this one\n"
+                "# TYPE berth_exposition_scrapes_total counter\n"
+                f"berth_exposition_scrapes_total {float(self.scrapes)!r}\n"
+                "# HELP berth_exposition_cpu_seconds_total CPU seconds spent rendering and compressing those\n"
+                "# TYPE berth_exposition_cpu_seconds_total counter\n"
+                f"berth_exposition_cpu_seconds_total {self.cpu_seconds!r}\n"
+            )
+        return render_text(self.collector.families()) + generate_latest(self.process) + own.encode()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -107,11 +120,15 @@ class MetricsApp:
         if path != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found: Berth serves /metrics\n"]
+        started = time.thread_time()  # this request's thread only: not the poller's work meanwhile
         body = self.body()
         headers = [("Content-Type", CONTENT_TYPE)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             body = gzip.compress(body, compresslevel=1)  # level 1: most of the saving at a fraction of the CPU
             headers.append(("Content-Encoding", "gzip"))
+        with self._lock:
+            self.scrapes += 1
+            self.cpu_seconds += time.thread_time() - started
         headers.append(("Content-Length", str(len(body))))
         start_response("200 OK", headers)
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]

@@ -102,8 +102,10 @@ def test_a_down_node_keeps_up_info_and_age_and_nothing_it_does_not_know() -> Non
     assert value(got, "berth_node_up", node="node-4") == 0.0
     assert value(got, "berth_node_state", node="node-4", state="down") == 1.0
     assert value(got, "berth_node_data_age_seconds", node="node-4") == pytest.approx(95.0)
+    assert value(got, "berth_node_data_timestamp_seconds", node="node-4") == pytest.approx(NOW - 95.0)
     assert names_for(got, node="node-4") == {
         "berth_node_up", "berth_node_state", "berth_node_info", "berth_node_data_age_seconds",
+        "berth_node_data_timestamp_seconds",
         "berth_poller_samples_total", "berth_poller_errors_total", "berth_container_info"}
     assert value(got, "berth_tenant_containers", tenant="umbrella", state="unknown") == 1.0
 
@@ -192,6 +194,10 @@ def test_the_endpoint_serves_text_gzip_and_its_own_process_figures() -> None:
         assert any(name == "berth_process_resident_memory_bytes" and v > 0 for (name, _), v in got.items())
         assert any(name == "berth_process_cpu_seconds_total" for name, _ in got)
         assert set(samples(plain)) == set(samples(zipped))  # (the ages moved on between the two)
+        with urllib.request.urlopen(server.url, timeout=10) as resp:
+            third = samples(resp.read().decode())
+        assert third[("berth_exposition_scrapes_total", frozenset())] == 2.0  # the two before it
+        assert third[("berth_exposition_cpu_seconds_total", frozenset())] > 0
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(server.url.replace("/metrics", "/nope"), timeout=10)
         assert err.value.code == 404
@@ -285,3 +291,48 @@ def test_prometheus_shards_lists_each_node_with_its_shard(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     rows = dict(line.split("\t") for line in done.stdout.splitlines())
     assert rows == {f"n{i}": f"{shard_of(f'n{i}', 2)}/2" for i in range(6)}
+
+
+# -- reading back: options ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    (("--prometheus", "prom:9090"), "is not an http:// or https:// URL"),
+    (("--prometheus", "http://p:9090/?x=1"), "must not have a query"),
+    (("--prometheus", "https://p:9090", "--prometheus-user", "ops"), "set $BERTH_PROMETHEUS_PASSWORD"),
+    (("--prometheus", "https://p:9090", "--prometheus-token-file", "/nonexistent/t"), "No such file"),
+    (("--prometheus", "https://p:9090", "--prometheus-ca", "/nonexistent/ca.pem"), "no such file"),
+    (("--prometheus", "http://prom.example:9090", "--prometheus-token-file", "TOKEN"), "use https://"),
+])
+def test_bad_prometheus_options_are_one_line_and_exit_2(args: tuple[str, ...], problem: str,
+                                                        tmp_path: Path) -> None:
+    (tmp_path / "TOKEN").write_text("s3cret\n")
+    args = tuple(str(tmp_path / "TOKEN") if a == "TOKEN" else a for a in args)
+    done = berth("status", *args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("berth status: --prometheus") and problem in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "s3cret" not in done.stderr
+
+
+def test_an_unreachable_prometheus_is_one_line_and_exit_1() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    done = berth("status", "--prometheus", f"http://127.0.0.1:{port}")
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"berth status: prometheus http://127.0.0.1:{port}: ConnectError")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_credentials_in_the_url_become_basic_auth_and_leave_the_url() -> None:
+    import argparse
+
+    from console.metrics.cli import reader_from
+
+    reader = reader_from(argparse.Namespace(prometheus="https://ops:p%40ss@prom.example:9090/prom"), env={})
+    assert reader.url == "https://prom.example:9090/prom"
+    assert (reader.auth.user, reader.auth.password, reader.auth.verify) == ("ops", "p@ss", True)
+    token = reader_from(argparse.Namespace(prometheus="https://prom.example"), env={"BERTH_PROMETHEUS_TOKEN": "t"})
+    assert token.auth.token == "t" and token.auth.user is None
