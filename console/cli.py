@@ -74,6 +74,9 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--theme", metavar="NAME", default=d, help="console theme (dark, light, noc)")
     parser.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS if suppress else False,
                         help="log debug details to stderr")
+    from console.metrics.cli import add_read_options
+
+    add_read_options(parser, suppress)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +131,10 @@ def load_inventory_for(args: argparse.Namespace) -> Inventory:
 def cmd_status(args: argparse.Namespace) -> int:
     from console.status import run_status
 
+    if getattr(args, "prometheus", None):
+        from console.metrics.cli import cmd_status_prometheus
+
+        return cmd_status_prometheus(args)
     inventory = load_inventory_for(args)
     try:
         return asyncio.run(run_status(inventory, as_json=args.json, watch=args.watch,

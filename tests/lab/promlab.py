@@ -129,18 +129,19 @@ class PromServer:
         self.log.flush()
         return "\n".join((self.base / "prometheus.log").read_text().splitlines()[-lines:])
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """The instant vector for ``promql`` now: [{"metric": {...}, "value": [t, "v"]}, ...]."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """The instant vector for ``promql`` now (or at unix time ``at``): [{"metric": {...}, "value": [t, "v"]}]."""
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
         with urllib.request.urlopen(url, timeout=10) as resp:
             doc = json.load(resp)
         assert doc["status"] == "success", doc
         result: list[dict[str, Any]] = doc["data"]["result"]
         return result
 
-    def values(self, promql: str, by: str) -> dict[str, float]:
+    def values(self, promql: str, by: str, at: float | None = None) -> dict[str, float]:
         """``promql``'s samples keyed by one label's value."""
-        return {r["metric"].get(by, ""): float(r["value"][1]) for r in self.query(promql)}
+        return {r["metric"].get(by, ""): float(r["value"][1]) for r in self.query(promql, at)}
 
     def close(self) -> None:
         if self.proc.poll() is None:
