@@ -1,0 +1,170 @@
+"""Berth's /metrics at fleet scale: CPU per scrape and body size, simulated fleet.
+
+    python3 -m bench.metrics_scale [--nodes 100] [--containers-per-node 100] [--scrapes 20] [--seed 1]
+
+Starts `SimFleet` (one process per node serving the real Engine API on a unix socket, flapping
+off), then `berth metrics` on it as a child process, waits until every node's CPU total is in
+the exposition (a complete stats round), and scrapes it `--scrapes` times, half as Prometheus
+does (gzip) and half plain, one every `--gap` seconds. Per scrape it reports:
+
+* Berth CPU per scrape: the serving thread's own CPU time (rendering and compressing), which
+  the exporter counts itself (`berth_exposition_cpu_seconds_total`); and, as a cross-check, the
+  whole process's extra CPU over the scrape window compared with an equal window without scrapes
+  (that one includes what the poller loses to the GIL meanwhile);
+* wall time per scrape as the client sees it;
+* body size, plain and gzipped, and the number of samples.
+
+For context it also renders the same kind of fleet in-process through prometheus-client's generic
+path (`generate_latest` over `SnapshotCollector`), which Berth does not use for serving. Prints a
+table against the targets; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_CPU_MS = 150.0
+
+
+def cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def fetch(url: str, gz: bool) -> tuple[bytes, float]:
+    req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"} if gz else {})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        body = resp.read()
+    return body, time.perf_counter() - t0
+
+
+def sample_value(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise KeyError(name)
+
+
+def library_path_ms(containers: int, nodes: int) -> float:
+    """ms of CPU for prometheus-client's generic rendering of a fleet this size (in this process)."""
+    sys.path.insert(0, str(ROOT / "tests" / "ui"))
+    import fleetdata
+    from prometheus_client import generate_latest
+
+    from console.metrics.collector import SnapshotCollector
+    from console.metrics.exposition import build_registry
+
+    snap = fleetdata.big_fleet(containers, nodes)
+    registry = build_registry(SnapshotCollector(lambda: snap, clock=lambda: fleetdata.NOW))
+    runs = []
+    for _ in range(3):
+        t0 = time.process_time()
+        generate_latest(registry)
+        runs.append(time.process_time() - t0)
+    return min(runs) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=100)
+    ap.add_argument("--containers-per-node", type=int, default=100)
+    ap.add_argument("--scrapes", type=int, default=20)
+    ap.add_argument("--gap", type=float, default=1.0, help="seconds between scrapes (default 1)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--ready-timeout", type=float, default=180.0)
+    args = ap.parse_args(argv)
+
+    from console.sim.fleet import SimFleet
+
+    total = args.nodes * args.containers_per_node
+    print(f"fleet {args.nodes}x{args.containers_per_node}: starting the sim…", file=sys.stderr, flush=True)
+    with SimFleet(args.nodes, args.containers_per_node, args.seed, flap=None) as sim:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        child = subprocess.Popen([sys.executable, "-m", "console", "metrics", "--inventory", str(sim.inventory_path),
+                                  "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        try:
+            assert child.stdout is not None
+            banner = child.stdout.readline()
+            url = banner.split("serving ", 1)[1].split()[0]
+            proc = psutil.Process(child.pid)
+            print(f"  berth metrics at {url}; waiting for a complete round…", file=sys.stderr, flush=True)
+            t0 = time.monotonic()
+            while True:
+                body, _ = fetch(url, gz=False)
+                text = body.decode()
+                if text.count("berth_node_cpu_usage_cores{") >= args.nodes:
+                    break
+                if time.monotonic() - t0 > args.ready_timeout:
+                    print(f"not complete within {args.ready_timeout:g}s", file=sys.stderr)
+                    return 1
+                time.sleep(1.0)
+            ready = time.monotonic() - t0
+            time.sleep(3.0)  # let the start-up burst settle before measuring
+
+            # a window without scrapes, as long as the scrape window will be
+            window = args.scrapes * args.gap
+            c0, w0 = cpu_s(proc), time.monotonic()
+            time.sleep(window)
+            idle_rate = (cpu_s(proc) - c0) / (time.monotonic() - w0)
+
+            first, _ = fetch(url, gz=False)
+            before = first.decode()
+            walls: dict[bool, list[float]] = {True: [], False: []}
+            sizes: dict[bool, int] = {}
+            c0, w0 = cpu_s(proc), time.monotonic()
+            for i in range(args.scrapes):
+                gz = i % 2 == 0
+                body, wall = fetch(url, gz)
+                walls[gz].append(wall)
+                sizes[gz] = len(body)
+                time.sleep(max(0.0, w0 + (i + 1) * args.gap - time.monotonic()))
+            busy = cpu_s(proc) - c0
+            span = time.monotonic() - w0
+            last, _ = fetch(url, gz=False)
+            after = last.decode()
+        finally:
+            child.terminate()
+            child.wait(20)
+    scrapes = sample_value(after, "berth_exposition_scrapes_total") - sample_value(before, "berth_exposition_scrapes_total")
+    own = sample_value(after, "berth_exposition_cpu_seconds_total") - sample_value(before,
+                                                                                   "berth_exposition_cpu_seconds_total")
+    per_scrape_ms = own / scrapes * 1000
+    extra_ms = (busy - idle_rate * span) / args.scrapes * 1000
+    samples = sum(1 for line in after.splitlines() if line and not line.startswith("#"))
+    plain = len(after.encode())
+    zipped = len(gzip.compress(after.encode(), compresslevel=1))
+    lib_ms = library_path_ms(total, args.nodes)
+
+    print(f"\n/metrics at {total:,} simulated containers ({args.nodes} nodes), {args.scrapes} scrapes "
+          f"{args.gap:g} s apart on a {psutil.cpu_count()}-core machine; complete round after {ready:.1f} s\n")
+    rows = [
+        ("Berth CPU per scrape, serving thread (render + gzip)", f"{per_scrape_ms:.0f} ms", f"<= {TARGET_CPU_MS:g} ms",
+         "ok" if per_scrape_ms <= TARGET_CPU_MS else "OVER"),
+        ("  whole process, extra over a window without scrapes", f"{extra_ms:.0f} ms", "", ""),
+        ("  poller alone meanwhile (no scrapes)", f"{idle_rate:.3f} cores", "", ""),
+        ("wall per scrape, gzip / plain (p50)", f"{statistics.median(walls[True]) * 1000:.0f} / "
+         f"{statistics.median(walls[False]) * 1000:.0f} ms", "", ""),
+        ("body, plain / gzip", f"{plain / 2**20:.1f} / {zipped / 2**20:.2f} MiB", "", ""),
+        ("samples per scrape", f"{samples:,}", "", ""),
+        ("prometheus-client generic rendering, same size (not used)", f"{lib_ms:.0f} ms", "", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, target, verdict in rows:
+        print(f"  {name:<{width}}  {value:>16}  {target:>10}  {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
