@@ -10,7 +10,7 @@ does (gzip) and half plain, one every `--gap` seconds. Per scrape it reports:
 * Berth CPU per scrape: the serving thread's own CPU time (rendering and compressing), which
   the exporter counts itself (`berth_exposition_cpu_seconds_total`); and, as a cross-check, the
   whole process's extra CPU over the scrape window compared with an equal window without scrapes
-  (that one includes what the poller loses to the GIL meanwhile);
+  (noisy on a shared machine);
 * wall time per scrape as the client sees it;
 * body size, plain and gzipped, and the number of samples.
 
@@ -119,44 +119,57 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(window)
             idle_rate = (cpu_s(proc) - c0) / (time.monotonic() - w0)
 
-            first, _ = fetch(url, gz=False)
-            before = first.decode()
-            walls: dict[bool, list[float]] = {True: [], False: []}
-            sizes: dict[bool, int] = {}
+            # Each body carries the exporter's counters as of the scrape before it, so consecutive
+            # bodies give every scrape's own CPU; a scrape counts when its body had the whole fleet.
+            bodies: list[tuple[bool, bytes, float]] = []
             c0, w0 = cpu_s(proc), time.monotonic()
-            for i in range(args.scrapes):
+            for i in range(args.scrapes + 1):
                 gz = i % 2 == 0
                 body, wall = fetch(url, gz)
-                walls[gz].append(wall)
-                sizes[gz] = len(body)
+                bodies.append((gz, gzip.decompress(body) if gz else body, wall))
+                if i == 0:
+                    sizes_gz = len(body)
+                if i == 1:
+                    sizes_plain = len(body)
                 time.sleep(max(0.0, w0 + (i + 1) * args.gap - time.monotonic()))
             busy = cpu_s(proc) - c0
             span = time.monotonic() - w0
-            last, _ = fetch(url, gz=False)
-            after = last.decode()
         finally:
             child.terminate()
             child.wait(20)
-    scrapes = sample_value(after, "berth_exposition_scrapes_total") - sample_value(before, "berth_exposition_scrapes_total")
-    own = sample_value(after, "berth_exposition_cpu_seconds_total") - sample_value(before,
-                                                                                   "berth_exposition_cpu_seconds_total")
-    per_scrape_ms = own / scrapes * 1000
-    extra_ms = (busy - idle_rate * span) / args.scrapes * 1000
+    texts = [(gz, b.decode(), wall) for gz, b, wall in bodies]
+    per: list[tuple[float, int, int, bool, float]] = []  # (cpu ms, containers with CPU, fresh nodes, gz, wall)
+    for (gz, text, wall), (_, nxt, _) in zip(texts, texts[1:]):
+        cpu = (sample_value(nxt, "berth_exposition_cpu_seconds_total")
+               - sample_value(text, "berth_exposition_cpu_seconds_total")) * 1000
+        per.append((cpu, text.count("berth_container_cpu_usage_cores{"), text.count("berth_node_cpus{"), gz, wall))
+    full = [p for p in per if p[2] == args.nodes]
+    chosen = full or per
+    per_scrape_ms = statistics.median(p[0] for p in chosen)
+    worst_ms = max(p[0] for p in chosen)
+    extra_ms = (busy - idle_rate * span) / (args.scrapes + 1) * 1000
+    after = texts[-2][1]
     samples = sum(1 for line in after.splitlines() if line and not line.startswith("#"))
     plain = len(after.encode())
     zipped = len(gzip.compress(after.encode(), compresslevel=1))
+    walls = {True: [p[4] for p in chosen if p[3]] or [0.0], False: [p[4] for p in chosen if not p[3]] or [0.0]}
+    fresh_note = f"{len(full)}/{len(per)} scrapes had every node fresh"
     lib_ms = library_path_ms(total, args.nodes)
 
     print(f"\n/metrics at {total:,} simulated containers ({args.nodes} nodes), {args.scrapes} scrapes "
           f"{args.gap:g} s apart on a {psutil.cpu_count()}-core machine; complete round after {ready:.1f} s\n")
     rows = [
-        ("Berth CPU per scrape, serving thread (render + gzip)", f"{per_scrape_ms:.0f} ms", f"<= {TARGET_CPU_MS:g} ms",
-         "ok" if per_scrape_ms <= TARGET_CPU_MS else "OVER"),
+        ("Berth CPU per scrape, serving thread (render + gzip), p50", f"{per_scrape_ms:.0f} ms",
+         f"<= {TARGET_CPU_MS:g} ms", "ok" if per_scrape_ms <= TARGET_CPU_MS else "OVER"),
+        ("  worst scrape", f"{worst_ms:.0f} ms", "", ""),
+        ("  scrapes with the whole fleet in them", fresh_note, "", ""),
         ("  whole process, extra over a window without scrapes", f"{extra_ms:.0f} ms", "", ""),
         ("  poller alone meanwhile (no scrapes)", f"{idle_rate:.3f} cores", "", ""),
         ("wall per scrape, gzip / plain (p50)", f"{statistics.median(walls[True]) * 1000:.0f} / "
          f"{statistics.median(walls[False]) * 1000:.0f} ms", "", ""),
         ("body, plain / gzip", f"{plain / 2**20:.1f} / {zipped / 2**20:.2f} MiB", "", ""),
+        ("  as served (first two scrapes), gzip / plain", f"{sizes_gz / 2**20:.2f} / {sizes_plain / 2**20:.1f} MiB",
+         "", ""),
         ("samples per scrape", f"{samples:,}", "", ""),
         ("prometheus-client generic rendering, same size (not used)", f"{lib_ms:.0f} ms", "", ""),
     ]
