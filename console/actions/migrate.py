@@ -288,10 +288,10 @@ def summary(facts: Facts, src: str, dst: str, tenant: str, remove_source: bool) 
     if facts.need.running:
         effect = ("effect: pre-copy while running, then stop, copy changes, start on the target"
                   + ("; the source is removed" if remove_source else
-                     "; the stopped source is kept renamed until --finalize"))
+                     "; the stopped source is kept renamed until finalized (console: F, CLI: --finalize)"))
     else:
         effect = (f"effect: copy it as it is ({status}, nothing to stop), create it on the target, not started"
-                  + ("; the source is removed" if remove_source else "; the source is kept renamed until --finalize"))
+                  + ("; the source is removed" if remove_source else "; the source is kept renamed until finalized (console: F, CLI: --finalize)"))
     lines = [
         f"container: {facts.name} ({d['Id'][:12]}), image {(d.get('Config') or {}).get('Image')}, {status}",
         f"node: {src} -> {dst}",

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 NOC_ROTATE_SECONDS = 15.0
 # Actions that open a one-line input: the keys typed after them belong to that input (see on_event).
 INPUT_OPENERS = frozenset({"filter", "command_line", "search"})
-DANGEROUS = {"stop", "isolate", "migrate", "drain", "cordon"}
+DANGEROUS = {"stop", "isolate", "migrate", "drain", "cordon", "finalize"}
 
 
 class SnapshotArrived(Message):
@@ -622,6 +622,8 @@ class BerthApp(InFlightMixin, App[int]):
                     self.activity(f"migrate {label} cancelled")
                     return
                 plan = await self.engine_io.run(actions.plan("migrate", where, to=dest))
+            elif command == "finalize":  # remove the stopped source a migration kept (CLI: --finalize)
+                plan = await self.engine_io.run(actions.plan("migrate", where, finalize=True))
             else:
                 plan = await self.engine_io.run(actions.plan(verb, where))
         except errors as exc:

@@ -70,6 +70,9 @@ COMMANDS: tuple[Command, ...] = (
             "Act", display="D", mutating=True, needs="node"),
     Command("cordon", "c", "act('cordon')", "Cordon", "Cordon or uncordon the selected node", "Act",
             mutating=True, needs="node"),
+    Command("finalize", "F,shift+f", "act('finalize')", "Finalize",
+            "Remove the stopped source a migration kept (renamed NAME-migrated-…); CLI: migrate --finalize",
+            "Act", display="F", mutating=True, needs="container"),
     Command("recover", "R,shift+r", "recover", "Recover",
             "Unfinished migrations (Berth stopped mid-way): finish or roll back; offered on start", "Act",
             display="R", mutating=True),
@@ -83,7 +86,7 @@ COMMANDS: tuple[Command, ...] = (
 
 BY_ID = {c.id: c for c in COMMANDS}
 VERB_OF = {"restart": "restart", "stop": "stop", "pause": "pause", "isolate": "isolate", "migrate": "migrate",
-           "drain": "drain", "cordon": "cordon"}
+           "drain": "drain", "cordon": "cordon", "finalize": "finalize"}
 
 
 def bindings() -> list[Binding]:

@@ -195,3 +195,15 @@ async def test_the_target_picker_greys_out_nodes_that_would_be_refused(fake_acti
         await pilot.press("end", "down", "enter")  # the cursor skips what cannot be picked
         await dialog_shown(pilot, app, ConfirmScreen)
         assert fake_actions.planned[-1][2] == {"to": "node-1"}
+
+
+async def test_f_finalizes_a_migration_from_the_console(fake_actions: FakeActions):
+    app = make_app(actions=fake_actions)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("2", "F")
+        await dialog_shown(pilot, app, ConfirmScreen)
+        assert app.screen.title_text.startswith("Finalize acme-api-1")
+        assert fake_actions.planned[-1][0] == "migrate" and fake_actions.planned[-1][2] == {"finalize": True}
+        await pilot.press("y")
+        await until(pilot, lambda: app.last_activity.startswith("✔ finalize"), "the result")
+        assert [p.params for p in fake_actions.executed] == [{"finalize": True}]
