@@ -91,6 +91,12 @@ def test_the_logs_view_the_activity_line_and_the_audit_pane(text: str, masked: s
     assert app.last_activity == f"isolate web on n1 failed: {masked}"
     record = {"at": "t", "who": "ops", "action": "isolate", "ok": False, "target": {"node": "n1"}, "error": text}
     assert audit_cells(record)[-1].plain == masked  # even a record written before the rule
+    from types import SimpleNamespace
+
+    from console.ui.screens.recovery import RecoveryScreen
+
+    journal = SimpleNamespace(describe=lambda: "a1 migrate web n1 -> n2", outcome=text)
+    assert Content.from_markup(RecoveryScreen._text(journal)).plain.endswith(f"last known: {masked}")
 
 
 @pytest.mark.parametrize("text,masked", CASES, ids=IDS)

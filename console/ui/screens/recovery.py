@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from console.actions.redact import mask_text
 from console.ui.markup import escape
 from console.ui.screens.dialogs import DIALOG_CSS
 
@@ -52,9 +53,9 @@ class RecoveryScreen(ModalScreen[tuple[str, str] | None]):
 
     @staticmethod
     def _text(r: Any) -> str:
-        text = escape(r.describe())
+        text = escape(mask_text(r.describe()))  # as `berth recover` lists it
         if getattr(r, "outcome", ""):
-            text += f"\n  [dim]last known: {escape(r.outcome)}[/]"
+            text += f"\n  [dim]last known: {escape(mask_text(r.outcome))}[/]"
         return text
 
     def on_mount(self) -> None:
