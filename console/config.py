@@ -64,6 +64,7 @@ Scheme = Literal["unix", "tcp", "ssh"]
 _SCHEMES: tuple[Scheme, ...] = ("unix", "tcp", "ssh")
 _USE_SCHEMES = "use unix://, tcp:// or ssh://"
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+MAX_NAME = 63  # characters in a node name or an ssh user name (a DNS label's limit; fits every column)
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?\Z")
 _UNNAMED = "<inventory>"
 
@@ -277,6 +278,17 @@ class _Url:
     port: int | None
 
 
+def engine_key(url: str) -> str:
+    """A node url normalised for comparison: scheme and host case-folded, a unix path's
+    redundant slashes and dots removed. Two spellings with one key are one daemon. (A symlink or
+    another host name for the same daemon is found once connected, by its /info ID.)"""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() == "unix":
+        return "unix://" + os.path.normpath("/" + rest.lstrip("/"))
+    userinfo, at, hostport = rest.rstrip("/").rpartition("@")
+    return f"{scheme.lower()}://{userinfo}{at}{hostport.lower()}"
+
+
 def redact_url(url: str) -> str:
     """The url with any password in its user info replaced by ***, for messages and logs."""
     scheme, sep, rest = url.partition("://")
@@ -330,6 +342,11 @@ def _parse_url(url: str) -> _Url:
         if ":" in userinfo:
             raise ValueError(
                 f"url {_q(shown)} must not contain a password (use an ssh key or agent)"
+            )
+        if len(userinfo) > MAX_NAME:
+            raise ValueError(
+                f"url {_q(shown[:40] + '…')} has a user name of {len(userinfo)} characters"
+                f" (at most {MAX_NAME})"
             )
     host, port_text = _split_host_port(shown, hostport)
     if not host:
@@ -580,9 +597,21 @@ class _Reader:
                 "no nodes: add at least one [[node]] table with a name and a url",
             )
         seen: dict[str, int] = {}
+        engines: dict[str, int] = {}  # normalised url -> index of the first node with it
         nodes = []
         for index, table in enumerate(value):
             node = self.node(table, ("node", index), f"node #{index + 1}")
+            engine = engine_key(node.url)
+            if engine in engines:
+                first = nodes[engines[engine]]
+                line = self.lines.line(("node", engines[engine], "url")) if self.lines else None
+                self.fail(
+                    ("node", index, "url"),
+                    f"node {_q(node.name)}: url {_q(redact_url(node.url))} is the same engine as node"
+                    f" {_q(first.name)}" + (f" (line {line})" if line else "")
+                    + ": each daemon once, or its containers count twice",
+                )
+            engines[engine] = index
             if node.name in seen:
                 first = (
                     self.lines.line(("node", seen[node.name], "name"))
@@ -603,6 +632,11 @@ class _Reader:
         if "name" not in table:
             self.fail(path, f"{what}: missing required key 'name'")
         name = self.string(table["name"], (*path, "name"), f"{what}: name")
+        if len(name) > MAX_NAME:
+            self.fail(
+                (*path, "name"),
+                f"{what}: name {_q(name[:20] + '…')} is {len(name)} characters long (at most {MAX_NAME})",
+            )
         if not _NODE_NAME.match(name):
             self.fail(
                 (*path, "name"),

@@ -42,6 +42,16 @@ class ProtocolError(EngineError):
     kind = "protocol"
 
 
+class DuplicateEngine(EngineError):
+    """This node's daemon is one another node of the inventory already watches (same /info ID):
+    counting its containers again would count every one twice."""
+
+    kind = "duplicate"
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.message}"
+
+
 class UnsupportedVersion(EngineError):
     kind = "version"
 

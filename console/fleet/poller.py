@@ -34,7 +34,14 @@ import psutil
 from console.config import Inventory, NodeConfig
 from console.engine.client import EngineClient
 from console.engine import client as engine_client
-from console.engine.errors import EngineError, NodeTimeout, NodeUnreachable, NotFound, ProtocolError
+from console.engine.errors import (
+    DuplicateEngine,
+    EngineError,
+    NodeTimeout,
+    NodeUnreachable,
+    NotFound,
+    ProtocolError,
+)
 from console.engine.rawstream import LineStream, StreamEnded, StreamError
 from console.engine.stats import StatsSample, cpu_percent, decode
 from console.fleet import density
@@ -217,6 +224,11 @@ class NodeWatcher:
         self._events_since: float | None = None
         self._events_open_since: float | None = None  # monotonic time the event stream last opened
         self._stop = False
+        # Set by the Fleet: node name -> its daemon's /info ID, shared by every watcher, and the
+        # inventory's node order. A daemon already watched under an earlier name is refused here.
+        self.engines: dict[str, str] | None = None
+        self.peers: tuple[str, ...] = ()
+        self._duplicate = False
 
     # -- state ---------------------------------------------------------------
 
@@ -255,6 +267,10 @@ class NodeWatcher:
         text = self._own(str(err))
         self.errors += 1
         was = self.state
+        if isinstance(err, DuplicateEngine):
+            self.containers.clear()  # another node shows them: not a second time, not even as stale
+        elif self.engines is not None and not self._duplicate:
+            self.engines.pop(self.name, None)  # a node that is away does not hold its daemon's ID
         self.state = NodeState.DOWN
         self.error = text
         self.error_at = time.time()
@@ -288,14 +304,39 @@ class NodeWatcher:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
+    def _same_engine_as(self) -> str | None:
+        """The earlier node (inventory order) whose daemon has this node's /info ID, if any."""
+        mine = self.info.get("ID")
+        if not isinstance(mine, str) or not mine or self.engines is None:
+            return None
+        for name in self.peers:
+            if name == self.name:
+                return None
+            if self.engines.get(name) == mine:
+                return name
+        return None
+
+    def _check_engine(self) -> None:
+        first = self._same_engine_as()
+        self._duplicate = first is not None
+        if first is not None:
+            engine_id = str(self.info.get("ID"))
+            shown = engine_id if len(engine_id) <= 16 else engine_id[:12] + "…"
+            raise DuplicateEngine(self.name, "GET /info", f"same engine as node {first} (ID {shown}): "
+                                                          "its containers are counted there, not here")
+
     async def _session(self) -> None:
         await self.client.ping()
+        if self._duplicate:  # it was another node's daemon: ask /info before listing anything again
+            await self._refresh_info()
+            self._check_engine()
         try:
             async with asyncio.TaskGroup() as tg:  # /info is slow on dockerd: list (and open streams) meanwhile
                 tg.create_task(self._refresh_info())
                 tg.create_task(self._refresh_list())
         except ExceptionGroup as group:  # the supervisor shows one reason: the first, as it was raised
             raise group.exceptions[0] from None
+        self._check_engine()
         self.connected_once = True
         self.state = NodeState.UP
         self.error = None
@@ -327,6 +368,8 @@ class NodeWatcher:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ProtocolError(self.name, "GET /info", f"field {key} is not a count: {str(value)[:40]!r}")
         self.info = info
+        if self.engines is not None and isinstance(info.get("ID"), str) and info["ID"]:
+            self.engines[self.name] = info["ID"]
         if self._events_since is None:
             # Events from the daemon's own clock at connect: nothing between this and the stream is lost.
             self._events_since = parse_time(self.info.get("SystemTime"))
@@ -359,6 +402,7 @@ class NodeWatcher:
         """
         while True:
             await asyncio.sleep(self.heartbeat)
+            self._check_engine()  # an earlier node with the same daemon may have connected since
             self._check_stalled_streams(asyncio.get_running_loop().time())
             self._events_healthy_again()
             if self.partial_errors:
@@ -899,6 +943,9 @@ class Fleet:
         self.publish_interval = publish_interval
         self.history = HistoryStore()
         self.watchers = [watcher_factory(cfg, inventory, self._changed) for cfg in inventory.nodes]
+        engines: dict[str, str] = {}  # node -> daemon /info ID: one daemon behind two names is refused
+        for w in self.watchers:
+            w.engines, w.peers = engines, tuple(x.name for x in self.watchers)
         self.latest: FleetSnapshot | None = None
         self._subscribers: list[Callable[[FleetSnapshot], None]] = []
         self._dirty = True  # something other than a stats sample changed: publish soon

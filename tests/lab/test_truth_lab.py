@@ -233,3 +233,36 @@ def test_status_names_a_container_with_empty_stats_exits_1_and_does_not_wait_for
                              "--timeout", "120"], capture_output=True, text=True, timeout=300)
     assert tables.returncode == 1 and "stats round incomplete for 1 container" in tables.stderr
     assert "cgless" in tables.stdout
+
+
+# -- one daemon behind two names ------------------------------------------------------------------
+
+
+async def test_one_daemon_under_two_names_is_counted_once_and_the_second_says_so(make_lab,
+                                                                                tmp_path: Path) -> None:
+    """Given an inventory naming one lab daemon twice, once by its socket and once by a symlink to
+    it (spellings no text comparison can match), when Berth connects, then the second node is an
+    error naming the first and the daemon's ID, and every container is counted once."""
+    import os
+
+    from console.config import parse_inventory
+
+    lab = make_lab(1)
+    node = lab.nodes[0]
+    node.run_container("once", tenant="acme")
+    link = tmp_path / "alias.sock"
+    os.symlink(node.sock, link)
+    inv = parse_inventory(f'[[node]]\nname = "first"\nurl = "{node.url}"\n\n'
+                          f'[[node]]\nname = "second"\nurl = "unix://{link}"\n')
+    with closing(node.client()) as client:
+        engine_id = client.info()["ID"]
+    async with Fleet(inv, publish_interval=0.1) as fleet:
+        snap = await wait_for(fleet, lambda s: s.node("second").state is NodeState.DOWN
+                              and s.node("first").state is NodeState.UP and s.complete, 30, "second refused")
+        await asyncio.sleep(2.5)  # a heartbeat and a reconnect later it is still refused, still not counted
+        snap = fleet.publish()
+    second = snap.node("second")
+    assert second.state is NodeState.DOWN
+    assert second.error.startswith(f"same engine as node first (ID {engine_id[:12]}")
+    assert [c.name for c in snap.containers] == ["once"] and snap.containers[0].node == "first"
+    assert snap.running == 1 and snap.stale_containers == 0 and snap.tenant("acme").running == 1

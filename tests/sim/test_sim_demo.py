@@ -73,7 +73,10 @@ async def test_berth_sees_the_demo_incident(tmp_path: Path) -> None:
             assert gone is not None and gone.state is NodeState.DOWN, gone
             assert "refused" in (gone.error or "")
             assert snap.containers_on(down_node)  # Berth still shows what it knew, marked stale
-            assert all(c.cpu_percent is None for c in snap.containers_on(down_node))
+            # the last known, marked stale: shown as unknown and kept out of the live totals
+            assert all(c.stale for c in snap.containers_on(down_node))
+            assert snap.stale_containers == len(snap.containers_on(down_node))
+            assert snap.running == sum(1 for c in snap.containers if c.running and c.node != down_node)
     finally:
         await asyncio.to_thread(close)
     assert not (tmp_path / "demo" / down_node / "docker.sock").exists()

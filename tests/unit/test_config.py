@@ -1244,3 +1244,44 @@ def test_inventory_defaults_are_safe_to_share() -> None:
     assert Inventory((), tenants={"a": TenantQuota("a")}).tenant_quota(
         "a"
     ) == TenantQuota("a")
+
+
+# --------------------------------------------------------------------------- one daemon, two names
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock"),
+    ("unix:///var/run/docker.sock", "unix:///var/run//docker.sock"),
+    ("unix:///var/run/docker.sock", "unix:///var/run/./docker.sock"),
+    ("unix:///var/run/docker.sock", "unix:////var/run/../run/docker.sock"),
+    ("tcp://LocalHost:2375", "tcp://localhost:2375"),
+    ("ssh://ops@Rack1-N1", "ssh://ops@rack1-n1"),
+])
+def test_the_same_engine_url_under_two_names_is_refused_naming_both(tmp_path: Path, first: str,
+                                                                   second: str) -> None:
+    text = f'[[node]]\nname = "a"\nurl = "{first}"\n\n[[node]]\nname = "b"\nurl = "{second}"\n'
+    assert_error(tmp_path, text, 7, "node 'b': url", "is the same engine as node 'a' (line 3)",
+                 "count twice")
+    assert "\n" not in str(load_error(tmp_path, text))
+
+
+def test_different_engines_on_one_host_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text('[[node]]\nname = "a"\nurl = "tcp://127.0.0.1:2375"\n\n'
+                    '[[node]]\nname = "b"\nurl = "tcp://127.0.0.1:2376"\n\n'
+                    '[[node]]\nname = "c"\nurl = "unix:///run/docker-c.sock"\n')
+    assert [n.name for n in config.load_inventory(path).nodes] == ["a", "b", "c"]
+
+
+def test_node_names_over_63_characters_are_refused(tmp_path: Path) -> None:
+    ok = "n" * 63
+    path = tmp_path / "ok.toml"
+    path.write_text(f'[[node]]\nname = "{ok}"\nurl = "unix:///x.sock"\n')
+    assert config.load_inventory(path).nodes[0].name == ok
+    assert_error(tmp_path, f'[[node]]\nurl = "unix:///x.sock"\nname = "{"n" * 64}"\n', 3,
+                 "node #1: name", "is 64 characters long (at most 63)")
+
+
+def test_ssh_user_names_over_63_characters_are_refused(tmp_path: Path) -> None:
+    assert_error(tmp_path, f'[[node]]\nname = "n1"\nurl = "ssh://{"u" * 64}@host"\n', 3,
+                 "has a user name of 64 characters (at most 63)")

@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console import config
 from console.config import (
     ConfigError,
     Inventory,
@@ -392,8 +393,12 @@ def inventories(draw: st.DrawFn) -> Inventory:
             max_size=3,
         )
     )
+    drawn: dict[str, NodeConfig] = {}  # one node per engine: a second name for one daemon is refused
+    for n in node_names:
+        node = draw(nodes(n))
+        drawn.setdefault(config.engine_key(node.url), node)
     return Inventory(
-        tuple(draw(nodes(n)) for n in node_names),
+        tuple(drawn.values()),
         tenancy_label=draw(st.sampled_from(["tenant", "com.example.team", "owner"])),
         tenants={k: TenantQuota(k, cpu, mem) for k, (cpu, mem) in tenants.items()},
     )

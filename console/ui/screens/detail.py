@@ -32,7 +32,8 @@ def facts_markup(c: ContainerSnapshot, ctx: Context, gone: bool = False) -> str:
     if gone:
         badges.append("[reverse $stale] GONE — last known figures [/]")
     if c.stale:
-        badges.append("[reverse $stale] NODE DOWN — last known [/]")
+        age = f" {fmt.duration(ctx.now - c.sampled_at)} ago" if c.sampled_at else ""
+        badges.append(f"[reverse $stale] NODE DOWN — last known{age} [/]")
     stale = c.stale or c.node in ctx.stale_nodes
     unknown = c.stale or c.node in ctx.unknown_nodes
     cpu = "-" if c.cpu_percent is None else f"{c.cpu_percent:.1f}% of a core"
