@@ -29,6 +29,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--web", metavar="HOST:PORT", help="browser front door (not built yet: refused)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="Prometheus /metrics of the shared poller "
                                                           "(overrides [serve] metrics)")
+    p.add_argument("--shard", metavar="K/N", help="watch only shard K of N of the inventory's nodes, split by a "
+                                                  "hash of their names (console.metrics.shard)")
     p.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
                    help="serve the embedded simulated fleet ([serve] and [[user]] still come from --inventory)")
 
@@ -74,6 +76,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         inventory = resolve_inventory(args.inventory)
         config = load_serve(inventory.path) if inventory.path is not None else ServeConfig()
     try:
+        if getattr(args, "shard", None):
+            from console.metrics.shard import parse_shard, shard_inventory
+
+            try:
+                inventory = shard_inventory(inventory, parse_shard(args.shard))
+            except ValueError as exc:
+                raise UsageError(f"berth serve: --shard: {exc}") from None
         overrides: dict[str, Any] = {}
         for name in ("ssh", "web", "metrics"):
             value = getattr(args, name, None)
@@ -125,7 +134,8 @@ def _serve(args: argparse.Namespace, inventory: Any, config: Any, demo_state: Pa
 
             try:
                 exposition = start_exposition(lambda: server.feed.latest, config.metrics.host, config.metrics.port,
-                                              stale_after=inventory.alerts.stale_after)
+                                              stale_after=inventory.alerts.stale_after,
+                                              shard=getattr(args, "shard", None) or "")
             except OSError as exc:
                 await door.close("could not start")
                 print(f"berth: cannot listen on {config.metrics} (metrics): {exc.strerror or exc}", file=sys.stderr)
