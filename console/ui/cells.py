@@ -168,6 +168,8 @@ def container_cell(c: ContainerSnapshot, key: str, ctx: Context, width: int = 0)
     if key == "state":
         return container_state(c, width)
     if key == "cpu":
+        if c.stats_error and c.running and not unknown and c.cpu_percent is None:
+            return Cell("n/a", "bad")  # its stats give no figures (detail says why)
         if c.cpu_percent is None or unknown:
             return Cell("?" if unknown and c.running else "-", "stale" if stale else "dim")
         style = "stale" if stale else level(c.cpu_of_limit, 0.9) if c.cpu_limit else None

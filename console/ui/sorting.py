@@ -39,8 +39,8 @@ class Sort:
 
 
 _CONTAINER: dict[str, Callable[[ContainerSnapshot], Any]] = {
-    "cpu": lambda c: c.cpu_percent,
-    "mem": lambda c: c.mem_used,
+    "cpu": lambda c: None if c.stale else c.cpu_percent,  # a down node's last known sorts as unknown
+    "mem": lambda c: None if c.stale else c.mem_used,
     "name": lambda c: c.name.lower(),
 }
 _NODE: dict[str, Callable[[NodeSnapshot], Any]] = {

@@ -37,6 +37,8 @@ def facts_markup(c: ContainerSnapshot, ctx: Context, gone: bool = False) -> str:
     stale = c.stale or c.node in ctx.stale_nodes
     unknown = c.stale or c.node in ctx.unknown_nodes
     cpu = "-" if c.cpu_percent is None else f"{c.cpu_percent:.1f}% of a core"
+    if c.stats_error and c.cpu_percent is None and c.running:
+        cpu = f"[$alert-critical]no figures:[/] {escape(c.stats_error)}"
     if c.cpu_limit:
         cpu += f", {fmt.pct(c.cpu_of_limit)} of its {c.cpu_limit:g}-core limit" if c.cpu_percent is not None \
             else f" (limit {c.cpu_limit:g} cores)"
