@@ -14,7 +14,7 @@ from dockerlab import BURN_COMMAND, Lab
 
 from console.config import load_inventory
 from console.fleet.model import FleetSnapshot, NodeState
-from console.fleet.poller import Fleet
+from console.fleet.poller import Fleet, Refresh
 from console.status import render_tables, to_json
 
 pytestmark = pytest.mark.lab
@@ -266,3 +266,41 @@ async def test_one_daemon_under_two_names_is_counted_once_and_the_second_says_so
     assert second.error.startswith(f"same engine as node first (ID {engine_id[:12]}")
     assert [c.name for c in snap.containers] == ["once"] and snap.containers[0].node == "first"
     assert snap.running == 1 and snap.stale_containers == 0 and snap.tenant("acme").running == 1
+
+
+# -- badges of a container that no longer runs ----------------------------------------------------
+
+
+async def test_a_stopped_container_dockerd_still_calls_unhealthy_has_no_unh_badge(make_lab, tmp_path: Path) -> None:
+    """Given a container whose health check fails, stopped (as a migration's kept source is):
+    dockerd keeps Health.Status `unhealthy` on it, and Berth shows no UNH badge and no alert."""
+    from console.config import AlertThresholds
+    from console.fleet.alerts import derive_alerts
+    from console.ui.cells import badge
+
+    lab = make_lab(1)
+    node = lab.nodes[0]
+    with closing(node.client()) as client:
+        api = client.api
+        cid = api.create_container("berth/busybox:test", ["sleep", "100000"], name="web-migrated-0101",
+                                   healthcheck={"test": ["CMD", "false"], "interval": 300_000_000, "retries": 1},
+                                   host_config=api.create_host_config(init=True))["Id"]
+        api.start(cid)
+        deadline = time.monotonic() + 30
+        while (api.inspect_container(cid)["State"].get("Health") or {}).get("Status") != "unhealthy":
+            assert time.monotonic() < deadline, "health check never failed"
+            await asyncio.sleep(0.2)
+        inv = load_inventory(lab.write_inventory(tmp_path / "inventory.toml"))
+        async with Fleet(inv, publish_interval=0.1) as fleet:
+            snap = await fleet.wait_complete(20)
+            running = next(c for c in snap.containers if c.id == cid)
+            assert running.health == "unhealthy" and badge(running).text == "UNH"
+            api.stop(cid, timeout=1)
+            assert api.inspect_container(cid)["State"]["Health"]["Status"] == "unhealthy"
+            await wait_for(fleet, lambda s: any(c.id == cid and c.state == "exited" for c in s.containers),
+                           10, "stopped")
+            snap = await fleet.refresh(Refresh(node.name, cid))  # its inspect after the stop
+    kept = next(c for c in snap.containers if c.id == cid)
+    assert kept.health == "unhealthy"  # what dockerd says
+    assert badge(kept).text == ""
+    assert not [a for a in derive_alerts(snap, AlertThresholds(), time.time()) if a.subject == cid]
