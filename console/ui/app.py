@@ -754,6 +754,14 @@ def connect_app(args: argparse.Namespace, inventory: Inventory, demo_state: Path
 
     app = BerthApp(feed=None, inventory=inventory, read_only=bool(getattr(args, "read_only", False)),
                    theme=getattr(args, "theme", None), noc=bool(getattr(args, "noc", False)), demo_state=demo_state)
+    if getattr(args, "prometheus", None):  # the fleet from PromQL; actions still only to local nodes
+        from console.metrics.cli import reader_from
+        from console.metrics.feed import PromFeed
+
+        feed = PromFeed(reader_from(args), inventory, app.deliver)
+        app.feed = feed
+        app.engine_io.factory = app.engine_io.factory or feed.engine_factory(inventory)
+        return app
     app.feed = FleetThread(inventory, app.deliver)
     app.engine_io.factory = app.engine_io.factory or _default_engine(inventory)
     return app

@@ -336,3 +336,11 @@ def test_credentials_in_the_url_become_basic_auth_and_leave_the_url() -> None:
     assert (reader.auth.user, reader.auth.password, reader.auth.verify) == ("ops", "p@ss", True)
     token = reader_from(argparse.Namespace(prometheus="https://prom.example"), env={"BERTH_PROMETHEUS_TOKEN": "t"})
     assert token.auth.token == "t" and token.auth.user is None
+
+
+def test_the_console_with_a_bad_prometheus_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    inv = tmp_path / "inventory.toml"
+    inv.write_text('[[node]]\nname = "a"\nurl = "unix:///run/nowhere.sock"\n')
+    done = berth("--prometheus", "prom.example:9090", env_inventory=inv)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "berth: --prometheus 'prom.example:9090' is not an http:// or https:// URL"
