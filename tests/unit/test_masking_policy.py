@@ -157,3 +157,34 @@ def test_a_secret_value_never_survives_in_any_line(name, sep, value, before, aft
 def test_masking_any_text_never_raises_and_is_idempotent(text):
     masked = mask_text(text)
     assert mask_text(masked) == masked
+
+
+async def test_the_detail_screen_as_drawn_masks_every_case() -> None:
+    """The same rows through the real DetailScreen (inspect from an engine double), read off the screen."""
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))
+    from screen_text import screen_text
+    from uifakes import INSPECT_DOC, FakeEngine, make_app
+
+    from console.ui.screens.detail import DetailScreen
+
+    class Engine(FakeEngine):
+        async def inspect(self, cid: str) -> dict:
+            doc = dict(INSPECT_DOC)
+            doc["Config"] = {**INSPECT_DOC["Config"], "Cmd": ["run"],
+                             "Labels": {f"note{i:02d}": text for i, (text, _) in enumerate(CASES)},
+                             "Env": [f"NOTE{i:02d}={text}" for i, (text, _) in enumerate(CASES)]}
+            return doc
+
+    app = make_app(engine=Engine)
+    async with app.run_test(size=(200, 120)) as pilot:
+        app.open_detail(app.snapshot.containers[0])
+        deadline = time.monotonic() + 60
+        while not (isinstance(app.screen, DetailScreen) and "NOTE00=" in screen_text(app)):
+            assert time.monotonic() < deadline, "the detail screen's inspect data"
+            await pilot.pause(0.05)
+        lines = [line.strip() for line in screen_text(app).splitlines()]
+        for i, (_, masked) in enumerate(CASES):
+            assert f"note{i:02d}={masked}" in lines and f"NOTE{i:02d}={masked}" in lines, (i, masked)
