@@ -936,11 +936,19 @@ def _contexts_inventory_text(env: Mapping[str, str]) -> str:
     for name, meta in _context_metas(config_dir):
         try:
             context = _load_context(config_dir, name, str(meta))
-            nodes.append(
-                _context_node(
-                    context, _unique(_node_name(name), {n.name for n in nodes})
-                )
+            node = _context_node(
+                context, _unique(_node_name(name), {n.name for n in nodes})
             )
+            same = next(
+                (n for n in nodes if engine_key(n.url) == engine_key(node.url)), None
+            )
+            if same is not None:  # two contexts for one daemon: watched once
+                notes.append(
+                    f"skipped context {name!r}: the same engine as node {same.name!r}"
+                    f" ({redact_url(node.url)})"
+                )
+                continue
+            nodes.append(node)
         except ConfigError as exc:
             notes.append(f"skipped context {name!r}: {exc.problem}")
     if not nodes:

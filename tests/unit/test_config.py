@@ -1285,3 +1285,12 @@ def test_node_names_over_63_characters_are_refused(tmp_path: Path) -> None:
 def test_ssh_user_names_over_63_characters_are_refused(tmp_path: Path) -> None:
     assert_error(tmp_path, f'[[node]]\nname = "n1"\nurl = "ssh://{"u" * 64}@host"\n', 3,
                  "has a user name of 64 characters (at most 63)")
+
+
+def test_two_contexts_for_one_daemon_give_one_node(tmp_path: Path, host: str) -> None:
+    """The default context and another one on the same socket: one node, the other explained."""
+    docker_dir = tmp_path / "docker"
+    docker_context(docker_dir, "desktop", "unix:///var/run//docker.sock")
+    text = inventory_from_contexts({"DOCKER_CONFIG": str(docker_dir)})
+    assert parse_inventory(text).nodes == (NodeConfig(host, DEFAULT_SOCKET_URL),)
+    assert f"# skipped context 'desktop': the same engine as node '{host}'" in text
