@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     per_scrape_ms = statistics.median(p[0] for p in chosen)
     worst_ms = max(p[0] for p in chosen)
     extra_ms = (busy - idle_rate * span) / (args.scrapes + 1) * 1000
-    after = texts[-2][1]
+    after = next((texts[i][1] for i in range(len(per) - 1, -1, -1) if per[i][2] == args.nodes), texts[-2][1])
     samples = sum(1 for line in after.splitlines() if line and not line.startswith("#"))
     plain = len(after.encode())
     zipped = len(gzip.compress(after.encode(), compresslevel=1))
