@@ -8,10 +8,12 @@ loopback port and reads the address it prints. Both stop their own process (by p
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -94,11 +96,20 @@ class BerthMetrics:
 class PromServer:
     """Debian's prometheus, private to one test: its own port, config and TSDB directory."""
 
-    def __init__(self, base: Path, targets: Sequence[str], rule_files: Sequence[Path] = ()) -> None:
+    def __init__(self, base: Path, targets: Sequence[str], rule_files: Sequence[Path] = (), *,
+                 web_config: Path | None = None, ca: Path | None = None,
+                 basic: tuple[str, str] | None = None) -> None:
+        """``web_config``: Prometheus' --web.config.file (TLS, basic auth); then ``ca`` and ``basic``
+        are what this helper's own requests use."""
         base.mkdir(parents=True, exist_ok=True)
         self.base = base
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if web_config else 'http'}://127.0.0.1:{self.port}"
+        self._context = ssl.create_default_context(cafile=str(ca)) if ca else None
+        self._headers = {}
+        if basic is not None:
+            token = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rule_files],
@@ -108,7 +119,8 @@ class PromServer:
         self.log = open(base / "prometheus.log", "w")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(
             [PROMETHEUS, f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h",
+             *([f"--web.config.file={web_config}"] if web_config else [])],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=base)
         try:
             wait_for(self._ready, 60, "prometheus ready")
@@ -120,10 +132,14 @@ class PromServer:
         if self.proc.poll() is not None:
             raise AssertionError(f"prometheus exited {self.proc.returncode}: {self.log_tail()}")
         try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+            with self._open(f"{self.url}/-/ready", timeout=2) as resp:
                 return resp.status == 200
         except OSError:
             return False
+
+    def _open(self, url: str, timeout: float) -> Any:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=self._headers), timeout=timeout,
+                                      context=self._context)
 
     def log_tail(self, lines: int = 20) -> str:
         self.log.flush()
@@ -133,7 +149,7 @@ class PromServer:
         """The instant vector for ``promql`` now (or at unix time ``at``): [{"metric": {...}, "value": [t, "v"]}]."""
         params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with self._open(url, timeout=10) as resp:
             doc = json.load(resp)
         assert doc["status"] == "success", doc
         result: list[dict[str, Any]] = doc["data"]["result"]
