@@ -14,6 +14,11 @@ does (gzip) and half plain, one every `--gap` seconds. Per scrape it reports:
 * wall time per scrape as the client sees it;
 * body size, plain and gzipped, and the number of samples.
 
+Then (unless --no-readback) it starts Debian's prometheus scraping the exporter every 5 s and
+times what `berth --prometheus` does per refresh: the reader's queries (how many, the first complete
+snapshot's wall time against the 2 s target, Berth's CPU) and Prometheus' own evaluation time per
+query (the API's stats). The console draws that snapshot as it draws a local one (bench/fleet_scale.py).
+
 For context it also renders the same kind of fleet in-process through prometheus-client's generic
 path (`generate_latest` over `SnapshotCollector`), which Berth does not use for serving. Prints a
 table against the targets; asserts nothing.
@@ -28,8 +33,10 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -55,6 +62,51 @@ def sample_value(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise KeyError(name)
+
+
+def child_target(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc
+
+
+def measure_readback(target: str, total: int, args: argparse.Namespace) -> dict[str, Any]:
+    """`berth --prometheus`'s read at this size: a real Prometheus scraping the exporter, then the
+    reader's full set of queries timed end to end, with the server's own evaluation time per query."""
+    import asyncio
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests" / "lab"))
+    from promlab import PromServer, wait_for
+
+    from console.metrics.promql import QUERIES, PromReader
+
+    with tempfile.TemporaryDirectory(prefix="berth-bench-prom-") as tmp:
+        prom = PromServer(Path(tmp), [target], scrape_interval="5s")
+        try:
+            print("  readback: waiting for Prometheus to hold the whole fleet…", file=sys.stderr, flush=True)
+            wait_for(lambda: prom.query(f"count(berth_container_info) >= {total}")
+                     and prom.query(f"count(berth_node_cpu_usage_cores) >= {args.nodes}"), 180, "the fleet scraped")
+
+            async def reads() -> list[tuple[float, float, dict[str, float], int]]:
+                reader = PromReader(prom.url)
+                out = []
+                try:
+                    for _ in range(3):
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        snap = await reader.snapshot()
+                        out.append((time.perf_counter() - t0, time.process_time() - c0, dict(reader.last_cost),
+                                    len(snap.containers)))
+                finally:
+                    await reader.aclose()
+                return out
+
+            runs = asyncio.run(reads())
+        finally:
+            prom.close()
+    first_wall, first_cpu, costs, seen = runs[0]
+    return {"queries": len(QUERIES), "first_wall": first_wall, "first_cpu": first_cpu,
+            "wall_p50": statistics.median(r[0] for r in runs), "cpu_p50": statistics.median(r[1] for r in runs),
+            "server_total": sum(costs.values()), "server_max": max(costs.items(), key=lambda kv: kv[1]),
+            "containers": seen}
 
 
 def library_path_ms(containers: int, nodes: int) -> float:
@@ -84,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gap", type=float, default=1.0, help="seconds between scrapes (default 1)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--ready-timeout", type=float, default=180.0)
+    ap.add_argument("--no-readback", dest="readback", action="store_false",
+                    help="skip the `berth --prometheus` read through a real Prometheus (Debian's prometheus)")
     args = ap.parse_args(argv)
 
     from console.sim.fleet import SimFleet
@@ -134,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(max(0.0, w0 + (i + 1) * args.gap - time.monotonic()))
             busy = cpu_s(proc) - c0
             span = time.monotonic() - w0
+            readback = measure_readback(child_target(url), total, args) if args.readback else None
         finally:
             child.terminate()
             child.wait(20)
@@ -173,6 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         ("samples per scrape", f"{samples:,}", "", ""),
         ("prometheus-client generic rendering, same size (not used)", f"{lib_ms:.0f} ms", "", ""),
     ]
+    if readback is not None:
+        name, cost = readback["server_max"]
+        rows += [
+            (f"berth --prometheus: first complete snapshot ({readback['queries']} queries, concurrent)",
+             f"{readback['first_wall']:.2f} s", "<= 2 s", "ok" if readback["first_wall"] <= 2 else "OVER"),
+            ("  containers read back", f"{readback['containers']:,}", "", ""),
+            ("  later reads, wall / Berth CPU (p50)", f"{readback['wall_p50']:.2f} / {readback['cpu_p50']:.2f} s",
+             "", ""),
+            ("  Prometheus evaluation, all queries / slowest", f"{readback['server_total'] * 1000:.0f} / "
+             f"{cost * 1000:.0f} ms ({name})", "", ""),
+        ]
     width = max(len(r[0]) for r in rows)
     for name, value, target, verdict in rows:
         print(f"  {name:<{width}}  {value:>16}  {target:>10}  {verdict}")

@@ -98,7 +98,7 @@ class PromServer:
 
     def __init__(self, base: Path, targets: Sequence[str], rule_files: Sequence[Path] = (), *,
                  web_config: Path | None = None, ca: Path | None = None,
-                 basic: tuple[str, str] | None = None) -> None:
+                 basic: tuple[str, str] | None = None, scrape_interval: str = "1s") -> None:
         """``web_config``: Prometheus' --web.config.file (TLS, basic auth); then ``ca`` and ``basic``
         are what this helper's own requests use."""
         base.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,8 @@ class PromServer:
             token = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
         config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+            "global": {"scrape_interval": scrape_interval, "scrape_timeout": scrape_interval,
+                       "evaluation_interval": scrape_interval},
             "rule_files": [str(p) for p in rule_files],
             "scrape_configs": [{"job_name": "berth", "static_configs": [{"targets": list(targets)}]}],
         }
