@@ -190,3 +190,15 @@ async def test_a_logs_stream_error_is_shown_escaped_and_masked():
         text = screen_text(app)
         assert_safe(text)
         assert "daemon said [/]\\x1b[2J Authorization: ***" in text and "t0k3n" not in text
+
+
+def test_the_ui_escapes_markup_only_through_console_ui_markup():
+    """rich.markup.escape misses what Textual's markup parses ([$var], [Bold], '[ x]'): no screen uses it."""
+    from pathlib import Path
+
+    import console.ui
+
+    root = Path(console.ui.__file__).parent
+    users = [str(p.relative_to(root)) for p in root.rglob("*.py")
+             if "from rich.markup import escape" in p.read_text() or "rich.markup.escape(" in p.read_text()]
+    assert users == []
