@@ -14,7 +14,7 @@ import pytest
 from rich.color import Color, ColorType
 from rich.style import Style
 from textual.screen import ModalScreen
-from uifakes import make_app
+from uifakes import FakeEngine, make_app
 
 from console.ui.screens.dialogs import ConfirmScreen
 
@@ -70,7 +70,8 @@ def failures(app, where: str, found: dict) -> None:
     """Record each text cell on screen below the minimum, once per colour pair. Under a modal only
     the dialog counts: the screen behind it is dimmed on purpose, inactive until the dialog closes."""
     screen = app.screen
-    region = screen.query_one(".dialog").region if isinstance(screen, ModalScreen) else screen.region
+    dialogs = screen.query(".dialog") if isinstance(screen, ModalScreen) else None
+    region = (dialogs.first() if dialogs else screen).region
     for y, strip in enumerate(screen._compositor.render_strips()):
         x = 0
         for seg in strip:
@@ -98,6 +99,13 @@ async def walk(app, size) -> dict:
             await pilot.pause()
             failures(app, where, found)
         await pilot.press("escape", "escape")
+        for keys, where in ((["2", "enter"], "detail"), (["l"], "logs"), (["escape", "escape", "a"], "alert list"),
+                            (["escape", "4"], "audit")):
+            await pilot.press(*keys)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            failures(app, where, found)
+        await pilot.press("escape")
         await app.push_screen(ConfirmScreen("Stop acme-api-1 on node-2?", ["effect: stops"], danger=True,
                                             confirm="Stop"))
         await pilot.pause()
@@ -108,7 +116,7 @@ async def walk(app, size) -> dict:
 @pytest.mark.parametrize("theme", ["dark", "light", "noc"])
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=lambda s: f"{s[0]}x{s[1]}")
 async def test_every_text_on_screen_has_enough_contrast(theme, size):
-    found = await walk(make_app(theme=theme, read_only=True), size)
+    found = await walk(make_app(theme=theme, read_only=True, engine=FakeEngine), size)
     assert not found, f"{theme} {size}: text below {MINIMUM}:1:\n" + "\n".join(sorted(found.values()))
 
 

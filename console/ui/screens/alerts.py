@@ -35,7 +35,10 @@ class AlertsScreen(ModalScreen[Alert | None]):
                         classes="dialog--title")
             if self.alerts:
                 yield OptionList(*(
-                    Option(f"[{SEVERITY_STYLE[a.severity]}]{SEVERITY_MARK[a.severity]} {a.severity.label:<8}[/]"
+                    # a badge (the theme's background on the severity colour): readable on the
+                    # highlighted row too, where red on the cursor's blue was 2.8:1
+                    Option(f"[b $background on {SEVERITY_STYLE[a.severity]}] {SEVERITY_MARK[a.severity]} "
+                           f"{a.severity.label:<8}[/]"
                            f" {escape(a.text)}", id=str(i))
                     for i, a in enumerate(self.alerts)), id="alert-list")
             else:
