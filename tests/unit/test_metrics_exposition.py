@@ -344,3 +344,15 @@ def test_the_console_with_a_bad_prometheus_url_is_one_line_and_exit_2(tmp_path: 
     done = berth("--prometheus", "prom.example:9090", env_inventory=inv)
     assert done.returncode == 2
     assert done.stderr.strip() == "berth: --prometheus 'prom.example:9090' is not an http:// or https:// URL"
+
+
+def test_the_metrics_package_never_imports_textual() -> None:
+    """console/metrics is core (STYLE.md): an exporter host need not load the UI. (Rich is not checked:
+    httpx itself imports it for its command line, as for console/engine.)"""
+    code = ("import sys; import console.metrics, console.metrics.cli, console.metrics.promql, "
+            "console.metrics.feed, console.metrics.rules, console.metrics.shard; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'textual' or m.startswith('console.ui')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
