@@ -41,7 +41,7 @@ def to_json(snap: FleetSnapshot) -> dict[str, Any]:
                 "cpu_committed": round(n.density.cpu_committed, 4),
                 "mem_committed": round(n.density.mem_committed, 4),
                 "cpu_unlimited": n.density.cpu_unlimited, "mem_unlimited": n.density.mem_unlimited,
-                "engine_version": n.engine_version, "data_age": n.data_age, "cordoned": n.cordoned,
+                "engine": n.engine, "engine_version": n.engine_version, "data_age": n.data_age, "cordoned": n.cordoned,
                 # down: every figure above is the last known, `data_age` seconds old
                 "stale": not n.live,
                 # local nodes only: the whole host as psutil sees it, load outside containers included

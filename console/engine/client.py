@@ -53,6 +53,10 @@ class EngineClient:
         self.name = node.name
         self.timeout = timeout if timeout is not None else node.timeout
         self.api_version: str | None = None
+        # "podman" when the node answers with a `Libpod-Api-Version` header (Podman's compat
+        # service), else "docker"; set by ping(). Callers adapt where the engines differ.
+        self.engine = "docker"
+        self.libpod_version: str | None = None
         self._tunnel = SSHTunnel(node.url) if node.scheme == "ssh" else None
         self._http: httpx.AsyncClient | None = None
         self._endpoint: Endpoint | None = None
@@ -435,6 +439,8 @@ class EngineClient:
         if server < MIN_API:
             raise UnsupportedVersion(self.name, "GET /_ping",
                                      f"daemon API {header} is older than the minimum 1.41 (Docker 20.10)")
+        self.libpod_version = resp.headers.get("Libpod-Api-Version") or None
+        self.engine = "podman" if self.libpod_version else "docker"
         use = min(server, MAX_API)
         self.api_version = f"{use[0]}.{use[1]}"
         return self.api_version

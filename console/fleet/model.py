@@ -126,6 +126,7 @@ class NodeSnapshot:
     mem_history: tuple[float, ...] = ()  # bytes used, 1 Hz
     samples: int = 0  # stats samples the poller applied for this node, since it started
     errors: int = 0  # errors the poller met on this node (failed connects, partial failures)
+    engine: str = "docker"  # "podman" when the node serves Podman's compatible API
 
     @property
     def up(self) -> bool:

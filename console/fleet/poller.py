@@ -43,7 +43,7 @@ from console.engine.errors import (
     ProtocolError,
 )
 from console.engine.rawstream import LineStream, StreamEnded, StreamError
-from console.engine.stats import StatsSample, cpu_percent, decode
+from console.engine.stats import StatsSample, for_engine
 from console.fleet import density
 from console.fleet.history import HistoryStore, Ring
 from console.fleet.model import (
@@ -586,6 +586,8 @@ class NodeWatcher:
             self._events_since = nano / 1e9
         action = str(ev.get("Action") or ev.get("status") or "")
         action = action.split(":", 1)[0].strip()  # "health_status: healthy", "exec_start: sh"
+        if action == "died":  # Podman's compat events say `died` where dockerd says `die`
+            action = "die"
         actor = ev.get("Actor")
         actor = actor if isinstance(actor, dict) else {}
         cid = actor.get("ID") or ev.get("id")
@@ -623,7 +625,8 @@ class NodeWatcher:
         elif action == "die":
             c.state = "exited"
             try:
-                c.exit_code = int(attrs.get("exitCode"))  # type: ignore[arg-type]
+                # dockerd: exitCode; Podman: containerExitCode
+                c.exit_code = int(attrs.get("exitCode", attrs.get("containerExitCode")))  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 pass  # absent or not a number: keep what inspect said
             c.status = f"Exited ({c.exit_code})"
@@ -747,7 +750,7 @@ class NodeWatcher:
                                               f"{exc or 'closed without a sample'}")
 
         try:
-            stream = await self.client.open_lines(f"/containers/{cid}/stats?stream=false&one-shot=true",
+            stream = await self.client.open_lines(for_engine(self.client.engine).oneshot_path(cid),
                                                   on_line, on_close, once=True)
         except (NodeUnreachable, NodeTimeout):
             raise  # the node itself is away: the supervisor marks it down
@@ -778,7 +781,7 @@ class NodeWatcher:
                         closed.set_result(exc)
 
                 try:
-                    stream = await self.client.open_lines(f"/containers/{cid}/stats?stream=1",
+                    stream = await self.client.open_lines(for_engine(self.client.engine).stream_path(cid),
                                                           partial(self._apply_stats_line, cid), on_close)
                 except EngineError as exc:  # any failure to open is shown and retried, never silent
                     self._partial(f"stats:{cid}", str(exc))
@@ -848,13 +851,14 @@ class NodeWatcher:
         c = self.containers.get(cid)
         if c is None:
             return
+        reader = for_engine(self.client.engine)
         try:
-            sample = decode(doc)
+            sample = reader.decode(doc)
         except ValueError as exc:
             self._partial(f"stats:{cid}", f"{self.name}: {c.name}: bad stats sample: {exc}")
             self._stats_failed(cid, f"bad stats sample: {exc}")
             return
-        if sample.system_cpu == 0 and sample.cpu_total == 0:
+        if sample is None or (sample.system_cpu == 0 and sample.cpu_total == 0):
             # Docker sends one for a container that just stopped; a running container that gets
             # them in a row has no figures to give (dockerd could not read its cgroup).
             if c.state == "running":
@@ -865,7 +869,7 @@ class NodeWatcher:
             return
         if c.empty_runs or c.stats_error:
             c.empty_runs, c.stats_error = 0, None
-        pct = cpu_percent(c.prev, sample)
+        pct = reader.cpu_percent(c.prev, sample)
         if pct is not None:
             c.cpu_percent = pct
             if pct < IDLE_CPU:
@@ -930,6 +934,7 @@ class NodeWatcher:
             mem_history=self.mem_ring.values(),
             samples=self.samples,
             errors=self.errors,
+            engine=self.client.engine,
         )
         return node, containers
 

@@ -8,6 +8,8 @@
   destructive tests (kill, freeze, restart daemons); destroyed after the test.
 - `make_lab` (function): factory for other shapes (`make_lab(1, live_restore=True)`).
 - `inventory_file`: a Berth inventory TOML for `lab`.
+- `mixed_fleet` (module): one dockerd node and one Podman node (tests/lab/podmanlab.py),
+  the image on both; `podmanlab.write_mixed_inventory` names them side by side.
 
 Where the lab cannot run, these fixtures skip with a reason starting with
 "LAB SKIPPED"; with BERTH_REQUIRE_LAB=1 (CI) they fail instead, so a broken
@@ -31,8 +33,9 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from dockerlab import Lab, LabError, Placement, run_standard_workload  # noqa: E402
-from labgate import SKIP_REASONS, require_lab  # noqa: E402
+from dockerlab import Lab, LabError, Placement, run_standard_workload
+from labgate import SKIP_REASONS, require_lab
+from podmanlab import PodmanLab
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -101,3 +104,26 @@ def make_lab() -> Iterator[Callable[..., Lab]]:
 @pytest.fixture
 def inventory_file(lab: Lab, tmp_path: Path) -> Path:
     return lab.write_inventory(tmp_path / "inventory.toml")
+
+
+@pytest.fixture(scope="module")
+def mixed_fleet() -> Iterator[tuple[Lab, PodmanLab]]:
+    """One dockerd node (`lab-n1`) and one Podman node (`pm-n1`), the busybox image on both,
+    no workload: a module's tests add and remove their own containers."""
+    from podmanlab import podman_available
+
+    require_lab(podman_available())
+    docker_lab = Lab(1)
+    podman_lab = PodmanLab(1)
+    try:
+        docker_lab.start()
+        podman_lab.start()
+        docker_lab.import_image()
+        podman_lab.import_image(docker_lab.image_tar)
+        yield docker_lab, podman_lab
+    finally:
+        try:
+            podman_lab.close()
+        finally:
+            docker_lab.close()
+
