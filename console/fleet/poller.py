@@ -864,8 +864,8 @@ class NodeWatcher:
             if c.state == "running":
                 c.empty_runs += 1
                 if c.empty_runs >= EMPTY_SAMPLES:
-                    self._stats_failed(cid, "stats empty: the daemon has no figures for it "
-                                            "(its cgroup is gone or unreadable)")
+                    self._stats_failed(cid, "stats empty: the daemon has no figures for it, "
+                                            "its cgroup is gone or unreadable")
             return
         if c.empty_runs or c.stats_error:
             c.empty_runs, c.stats_error = 0, None
