@@ -117,6 +117,7 @@ class BerthApp(InFlightMixin, App[int]):
         # the line is redrawn every second so a long step (a 10 s stop, a drain's copy) ticks
         self._progress: dict[str, tuple[str, float, float]] = {}
         self._hint_shown = False
+        self._ticking = False  # the activity line shows a running action's progress (it ticks)
         self.warmed = False  # a complete round was seen: "warming up" is not shown again
         self.monotonic: Callable[[], float] = time.monotonic
         self._init_flights()  # actions in flight: quitting asks first (console/ui/inflight.py)
@@ -309,6 +310,7 @@ class BerthApp(InFlightMixin, App[int]):
         text = mask_text(text)
         self.last_activity = text
         self._hint_shown = hint
+        self._ticking = False  # another message owns the line now: the progress tick leaves it be
         if self.fleet.is_mounted:
             line = self.fleet.query_one("#activity")
             line.update(printable(text))  # type: ignore[attr-defined]  # a plain Static: no markup
@@ -347,12 +349,13 @@ class BerthApp(InFlightMixin, App[int]):
     def _show_progress(self, label: str) -> None:
         text, elapsed, at = self._progress[label]
         self.activity(f"{text} {elapsed + self.monotonic() - at:.0f}s")
+        self._ticking = True
 
     def _tick_progress(self) -> None:
         for label in list(self._progress):
             if label not in self._running_actions:
                 del self._progress[label]  # finished: its result line stays as it is
-        if self._progress:
+        if self._progress and self._ticking:
             self._show_progress(next(reversed(self._progress)))
 
     # -- navigation actions ------------------------------------------------------------

@@ -73,3 +73,23 @@ async def test_an_action_ticks_before_its_first_report():
         await until(pilot, lambda: app.last_activity.endswith("started 4s"), "a tick")
         actions.release.set()
         await until(pilot, lambda: app.last_activity.startswith("✔"), "the result")
+
+
+async def test_the_tick_does_not_overwrite_another_message():
+    """A message shown while an action runs (a quit that waits for it, a refusal) stays until the
+    action reports again: the 1 Hz tick only moves a progress line."""
+    actions = SlowActions()
+    app = make_app(actions=actions)
+    now = [0.0]
+    app.monotonic = lambda: now[0]
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("2", "r")
+        await dialog_shown(pilot, app, ConfirmScreen)
+        await pilot.press("y")
+        await until(pilot, lambda: app.last_activity.endswith("exit 0s"), "the progress line")
+        app.activity("quitting once restart acme-api-1 on node-2 ends")
+        now[0] += 3
+        await pilot.pause(1.2)  # a tick passes
+        assert app.last_activity == "quitting once restart acme-api-1 on node-2 ends"
+        actions.release.set()
+        await until(pilot, lambda: app.last_activity.startswith("✔"), "the result")
