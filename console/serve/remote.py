@@ -23,8 +23,8 @@ from console import fmt
 from console.actions.cli import (
     EXIT_USAGE,
     Caller,
-    print_unfinished,
     print_audit,
+    print_unfinished,
     run_action,
 )
 from console.identity import Identity

@@ -123,6 +123,8 @@ class SessionDriver(Driver):
         if self.session.output.backlog() <= LOW_WATER:
             self._skipping = False
             self.session.stats.repaints += 1
+            log.info("%s: the client caught up (%d frames skipped so far): full repaint", self.session.name,
+                     self.session.stats.frames_skipped)
             self._app.refresh(repaint=True, layout=True)
             return
         self._drain_watch = self._loop.call_later(0.05, self._watch_drain)

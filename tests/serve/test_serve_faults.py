@@ -98,11 +98,11 @@ async def test_a_stalled_client_loses_frames_not_memory_and_others_do_not_notice
     assert grown < 40 * 1024**2, f"server RSS grew {grown / 1024**2:.1f} MB behind a stalled client"
     # And once the link reads again, the stalled console gets a full repaint and goes on
     slow_chan.resume_reading()
-    await until("the slow console to catch up", lambda: b"Hosts" in slow.text[-150_000:] or b"Containers" in
-                slow.text[-150_000:])
+    await until("the slow console's repaint", lambda: "bob@127.0.0.1: the client caught up" in server.log)
     slow_conn.close()
     conn.close()
-    log = server.wait_for("bob's session stats", lambda s: "bob (viewer, ssh from 127.0.0.1) left the console" in s)
+    await until("bob's session stats", lambda: "bob (viewer, ssh from 127.0.0.1) left the console" in server.log)
+    log = server.log
     line = next(ln for ln in log.splitlines() if "bob (viewer" in ln and "left the console" in ln)
     skipped, repaints = (int(x) for x in re.search(r"(\d+) skipped for a slow link, (\d+) full repaints", line)
                          .groups())  # type: ignore[union-attr]
@@ -156,3 +156,20 @@ async def test_garbage_on_input_does_not_end_the_session_or_the_server(demo: tup
     conn.close()
     other_conn.close()
     assert server.proc.poll() is None
+
+
+async def test_the_clients_term_decides_the_colour_depth(demo: tuple) -> None:
+    server, port, keys = demo
+    seen = {}
+    for term in ("xterm", "xterm-256color"):
+        conn = await asyncssh.connect("127.0.0.1", port, username="bob", client_keys=[str(keys["bob"].path)],
+                                      known_hosts=None, agent_path=None, config=None)
+        chan, client = await conn.create_session(Client, term_type=term, term_size=(100, 30), encoding=None)
+        await until(f"the hosts on {term}", lambda c=client: b"Hosts" in c.text)
+        await asyncio.sleep(1.0)
+        seen[term] = bytes(client.text)
+        conn.close()
+        await until("the seat free", lambda t=term: server.log.count("left the console") >= len(seen))
+    assert b"\x1b[38;5;" in seen["xterm-256color"]  # 256 colours where the terminal says it has them
+    assert b"\x1b[38;5;" not in seen["xterm"] and b"\x1b[38;2;" not in seen["xterm"]  # 16 where it does not
+    assert re.search(rb"\x1b\[(?:\d+;)*(?:3[0-7]|9[0-7])[;m]", seen["xterm"])  # the 16 ANSI colours

@@ -21,7 +21,16 @@ from pathlib import Path
 import pytest
 from dockerlab import Lab, run_standard_workload
 from labgate import require_lab
-from servekit import ServeProcess, Tmux, free_port, make_key, node_connections, ssh_run, ssh_shell, team_toml
+from servekit import (
+    ServeProcess,
+    Tmux,
+    free_port,
+    make_key,
+    node_connections,
+    ssh_run,
+    ssh_shell,
+    team_toml,
+)
 
 pytestmark = pytest.mark.lab
 
