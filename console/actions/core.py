@@ -30,6 +30,7 @@ from console.actions.isolation import (
     isolation_state,
     network_mode_refusal,
     unisolate,
+    update_refusal,
 )
 from console.actions.journal import Journal, JournalError, MigrationRecord, proc_start
 from console.actions.locks import AUDIT, STALE_AFTER, NodeLock
@@ -286,6 +287,9 @@ class Actions:
                 raise ActionError(f"--memory: {exc}") from None
         if params.get("cpus") is not None and float(params["cpus"]) <= 0:
             raise ActionError("--cpus must be positive")
+        podman = update_refusal(client.engine, doc, params)
+        if podman:
+            raise ActionError(f"cannot isolate {target.label}: {podman}")
         nets = list((doc.get("NetworkSettings") or {}).get("Networks") or {})
         lines = self._head(target, doc) + [
             (f"effect: record logs/processes/ports/diff, disconnect from {', '.join(nets) or 'no network'}, "

@@ -144,8 +144,9 @@ async def isolate(client: EngineClient, doc: dict[str, Any], *, who: str, why: s
             step(f"disconnecting from {name}")
             await ops.disconnect(client, name, cid, force=True)
             done.append(name)
-        step("restart policy: no")
-        await ops.update(client, cid, {"RestartPolicy": {"Name": "no"}})
+        if (state["restart_policy"].get("Name") or "no") != "no":
+            step("restart policy: no")
+            await ops.update(client, cid, {"RestartPolicy": {"Name": "no"}})
         caps: dict[str, Any] = {}
         if cpus:
             caps.update(_cpu_update(host, cpus))
@@ -194,6 +195,25 @@ def _restore_limits(saved: dict[str, Any], current: dict[str, Any], node_info: d
     return body, notes
 
 
+def _policy_key(policy: dict[str, Any]) -> tuple[str, int]:
+    return (str(policy.get("Name") or "no"), int(policy.get("MaximumRetryCount") or 0))
+
+
+def update_refusal(engine: str, doc: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """Why isolation cannot apply on this engine, or None. Podman's Docker-compatible API has no
+    `POST /containers/{id}/update` (404 up to its 4.x): isolating there is honest only when
+    nothing must be updated, i.e. the restart policy is already `no` and no cap is asked for."""
+    if engine != "podman":
+        return None
+    policy = str(((doc.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no")
+    if policy != "no":
+        return (f"its restart policy is {policy} and Podman's Docker-compatible API cannot update a "
+                "container to set it to no")
+    if params.get("cpus") or params.get("memory"):
+        return "Podman's Docker-compatible API cannot update a container to cap it"
+    return None
+
+
 async def unisolate(client: EngineClient, doc: dict[str, Any], state: dict[str, Any],
                     step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     cid = doc["Id"]
@@ -212,11 +232,14 @@ async def unisolate(client: EngineClient, doc: dict[str, Any], state: dict[str, 
     if qname in attached:
         step("leaving quarantine network")
         await ops.disconnect(client, qname, cid, force=True)
-    step("restoring restart policy and limits")
-    body: dict[str, Any] = {"RestartPolicy": state.get("restart_policy") or {"Name": "no"}}
+    policy = state.get("restart_policy") or {"Name": "no"}
+    current = (doc.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}
     limits, notes = _restore_limits(state.get("limits") or {}, doc.get("HostConfig") or {}, await client.info())
-    body.update(limits)
-    await ops.update(client, cid, body)
+    # Only what differs: an engine without container update (Podman's compat API) can still be
+    # unisolated when isolation never had to change the policy or the limits.
+    if limits or _policy_key(policy) != _policy_key(current):
+        step("restoring restart policy and limits")
+        await ops.update(client, cid, {"RestartPolicy": policy, **limits})
     step("removing quarantine network")
     await ops.remove_network(client, qname)
     return {"restored": {k: state.get(k) for k in ("networks", "restart_policy", "limits")}, "notes": notes}

@@ -198,6 +198,16 @@ async def preflight(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *
     warnings: list[str] = []
     if src.name == dst.name:
         raise ActionError(f"{name} is already on {dst.name}")
+    for client in (src, dst):
+        if client.api_version is None:
+            await client.ping()  # detects the engine
+    podman = [c.name for c in (src, dst) if c.engine == "podman"]
+    if podman:
+        # Podman's compat API names images docker.io/..., has no container update, and inspects
+        # differently: a clone would not run as the source does. Refused before anything changes.
+        raise ActionError(f"cannot migrate {name} to {dst.name}: {' and '.join(podman)} "
+                          f"{'runs' if len(podman) == 1 else 'run'} Podman, and migration is supported "
+                          f"between dockerd nodes only")
     refusal = network_mode_refusal(doc)
     if refusal and not str(host.get("NetworkMode") or "").startswith("container:"):  # that one: shared below
         reasons.append(f"it {refusal}")

@@ -112,7 +112,8 @@ def decode_libpod(doc: Any) -> StatsSample | None:
     """Decode one report of Podman's own stats stream (`/libpod/containers/stats`), the one
     that honours `interval` (its compat stream samples every 5 s whatever is asked).
 
-    None when the report holds no sample (the container is not running); ValueError on an
+    None when the report holds no sample (a stopped container's stream keeps sending all-zero
+    reports without a time stamp); ValueError on an
     error report or nonsense. `SystemNano` is the wall time of the sample (unix ns), `CPUNano`
     the container's cumulative CPU time: what `cpu_percent_by_read` needs.
     """
@@ -127,6 +128,8 @@ def decode_libpod(doc: Any) -> StatsSample | None:
     if not isinstance(reports, list) or not isinstance(reports[0], dict):
         raise ValueError("stats report 'Stats' is not a list of objects")
     one = reports[0]
+    if not one.get("SystemNano"):
+        return None  # a stopped container's report: all zeros, no time stamp
     percpu = one.get("PerCPU")
     usage = _num(one, "MemUsage")
     return StatsSample(

@@ -586,7 +586,7 @@ class NodeWatcher:
             self._events_since = nano / 1e9
         action = str(ev.get("Action") or ev.get("status") or "")
         action = action.split(":", 1)[0].strip()  # "health_status: healthy", "exec_start: sh"
-        if action == "died":  # Podman's compat events say `died` where dockerd says `die`
+        if action == "died":  # Podman's own events (and older compat services) say `died`
             action = "die"
         actor = ev.get("Actor")
         actor = actor if isinstance(actor, dict) else {}

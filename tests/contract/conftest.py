@@ -4,7 +4,10 @@
 - `real_engine` (session): one private dockerd from the lab library (tests/lab/dockerlab.py) with
   the busybox test image; skipped with a reason starting "LAB SKIPPED" where it cannot run, and
   failing instead under BERTH_REQUIRE_LAB=1 (CI).
-- `engine` (parametrized): "sim-v1", "sim-v2" and "real" (marked `lab`).
+- `podman_engine` (session): one private `podman system service` (tests/lab/podmanlab.py), the
+  same image; Podman's compat API is meant to match dockerd's, and where it differs by design
+  the test says so for "podman" explicitly.
+- `engine` (parametrized): "sim-v1", "sim-v2", "real" and "podman" (both marked `lab`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ if _LAB not in sys.path:
 from contract_support import API, Engine
 from dockerlab import Lab
 from labgate import require_lab
+from podmanlab import PodmanLab, podman_available
 
 from console.sim.fleet import SimFleet
 
@@ -50,10 +54,30 @@ def real_engine() -> Iterator[Engine]:
         lab.close()
 
 
-@pytest.fixture(params=["sim-v1", "sim-v2", pytest.param("real", marks=pytest.mark.lab)])
+@pytest.fixture(scope="session")
+def podman_engine() -> Iterator[Engine]:
+    require_lab(podman_available())
+    lab = PodmanLab(1, prefix="berth-contract-pm-")
+    try:
+        lab.start()
+        node = lab.nodes[0]
+        from dockerlab import build_busybox_tar
+
+        node.import_image(build_busybox_tar(lab.base / "busybox.tar"))
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(node.sock)), base_url="http://docker") as c:
+            cgroup = str(c.get(f"{API}/info").json()["CgroupVersion"])
+        yield Engine("podman", str(node.sock), cgroup)
+    finally:
+        lab.close()
+
+
+@pytest.fixture(params=["sim-v1", "sim-v2", pytest.param("real", marks=pytest.mark.lab),
+                        pytest.param("podman", marks=pytest.mark.lab)])
 def engine(request: pytest.FixtureRequest) -> Engine:
     if request.param == "real":
         return request.getfixturevalue("real_engine")  # type: ignore[no-any-return]
+    if request.param == "podman":
+        return request.getfixturevalue("podman_engine")  # type: ignore[no-any-return]
     engines: dict[str, Engine] = request.getfixturevalue("sim_engines")
     return engines[request.param]
 

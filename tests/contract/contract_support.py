@@ -18,7 +18,7 @@ BUSYBOX_REF = "berth/busybox:test"  # what the lab imports on real nodes; presen
 class Engine:
     """One Engine API endpoint under test."""
 
-    kind: str  # sim-v1 | sim-v2 | real
+    kind: str  # sim-v1 | sim-v2 | real (dockerd) | podman (its Docker-compatible service)
     socket: str
     cgroup: str
 
@@ -28,7 +28,12 @@ class Engine:
 
     @property
     def real(self) -> bool:
-        return self.kind == "real"
+        """A real daemon, dockerd or Podman (the simulators are not)."""
+        return self.kind in ("real", "podman")
+
+    @property
+    def podman(self) -> bool:
+        return self.kind == "podman"
 
     def http(self, timeout: float = 30.0) -> httpx.Client:
         """A client on the bare socket (paths written in full, versioned or not)."""
@@ -37,6 +42,10 @@ class Engine:
     def run(self, client: httpx.Client, command: list[str], **host_config: Any) -> tuple[str, str]:
         """Create and start a busybox container the way `docker run -d --init` does; (id, name)."""
         name = f"contract-{uuid.uuid4().hex[:8]}"
+        if self.podman:
+            # The lab's choice, not Podman's: its compat API would put the container on the podman0
+            # bridge with host NAT rules; the dockerd lab node runs --bridge=none.
+            host_config.setdefault("NetworkMode", "none")
         body = {"Image": BUSYBOX_REF, "Cmd": command, "Labels": {"tenant": "contract", "purpose": "berth-test"},
                 "HostConfig": {"Init": True, **host_config}}
         r = client.post(f"{API}/containers/create", params={"name": name}, json=body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -145,3 +146,163 @@ def test_berth_asks_each_engine_for_one_second_samples(burners: dict) -> None:
     # By design on Podman: the compat stream's own cadence, whatever `interval` says.
     compat = _read_stamps(pnode, f"/containers/{pcid}/stats?stream=1&interval=1", 2)
     assert (compat[1] - compat[0]) / 1e9 >= 4.0, compat
+
+
+# -- actions on a Podman node ----------------------------------------------------------------------
+
+@pytest.fixture
+def actions_on_mixed(mixed_fleet: tuple[Lab, PodmanLab], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from console.actions import Actions, AuditLog
+    from console.config import load_inventory
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    docker_lab, podman_lab = mixed_fleet
+    inv = load_inventory(write_mixed_inventory(docker_lab, podman_lab, tmp_path / "inventory.toml"))
+    audit = AuditLog(tmp_path / "audit.jsonl", user="tester@lab")
+    return Actions(inv, audit=audit), audit
+
+
+def _state(node: object, name: str) -> dict:
+    with closing(node.client()) as client:  # type: ignore[attr-defined]
+        return client.api.inspect_container(name)
+
+
+async def test_stop_start_and_restart_reach_the_podman_node(mixed_fleet: tuple[Lab, PodmanLab],
+                                                          actions_on_mixed) -> None:
+    actions, audit = actions_on_mixed
+    pnode = mixed_fleet[1].nodes[0]
+    cid = pnode.run_container("pm-svc", tenant="acme")
+    try:
+        started = _state(pnode, cid)["State"]["StartedAt"]
+        for action, expect in (("stop", "exited"), ("start", "running"), ("restart", "running")):
+            result = await actions.execute(await actions.plan(action, "pm-n1/pm-svc"))
+            assert result.ok, result.message
+            assert _state(pnode, cid)["State"]["Status"] == expect, action
+        assert _state(pnode, cid)["State"]["StartedAt"] != started
+        assert [(e["action"], e["ok"], e["who"]) for e in audit.read()] == [
+            ("stop", True, "tester@lab"), ("start", True, "tester@lab"), ("restart", True, "tester@lab")]
+    finally:
+        await actions.aclose()
+        with closing(pnode.client()) as client:
+            client.api.remove_container(cid, force=True)
+
+
+async def test_isolate_and_unisolate_on_the_podman_node_restore_the_container(
+        mixed_fleet: tuple[Lab, PodmanLab], actions_on_mixed) -> None:
+    actions, audit = actions_on_mixed
+    pnode = mixed_fleet[1].nodes[0]
+    cid = pnode.run_container("pm-suspect", tenant="acme", mem_limit="64m")
+    try:
+        before = _state(pnode, cid)["HostConfig"]
+        result = await actions.execute(await actions.plan("isolate", "pm-n1/pm-suspect", freeze=True,
+                                                          reason="beaconing"))
+        assert result.ok, result.message
+        with closing(pnode.client()) as client:
+            [net] = client.api.networks(names=[f"berth-q-{cid[:12]}"])
+            assert net["Labels"]["berth.role"] == "isolation" and net["Labels"]["berth.target"] == cid
+            assert client.api.inspect_network(net["Id"])["Internal"] is True
+        assert _state(pnode, cid)["State"]["Paused"] is True
+        undo = await actions.execute(await actions.plan("unisolate", "pm-n1/pm-suspect"))
+        assert undo.ok, undo.message
+        after = _state(pnode, cid)
+        assert after["State"]["Status"] == "running"
+        assert after["HostConfig"]["RestartPolicy"] == before["RestartPolicy"]
+        assert after["HostConfig"]["Memory"] == before["Memory"]
+        with closing(pnode.client()) as client:
+            assert client.api.networks(names=[f"berth-q-{cid[:12]}"]) == []
+        assert [e["action"] for e in audit.read()] == ["isolate", "unisolate"]
+    finally:
+        await actions.aclose()
+        with closing(pnode.client()) as client:
+            client.api.remove_container(cid, force=True)
+
+
+async def test_isolate_is_refused_on_podman_where_it_would_need_a_container_update(
+        mixed_fleet: tuple[Lab, PodmanLab], actions_on_mixed) -> None:
+    """By design of Podman's compat API (4.x): no `POST /containers/{id}/update`, so the restart
+    policy cannot be set to `no` nor a cap applied. Refused before anything changes, in one line."""
+    from console.actions import ActionError
+
+    actions, audit = actions_on_mixed
+    pnode = mixed_fleet[1].nodes[0]
+    cid = pnode.run_container("pm-sticky", restart_policy={"Name": "on-failure", "MaximumRetryCount": 3})
+    plain = pnode.run_container("pm-plain")
+    try:
+        with pytest.raises(ActionError) as err:
+            await actions.plan("isolate", "pm-n1/pm-sticky")
+        assert str(err.value) == ("cannot isolate pm-n1/pm-sticky: its restart policy is on-failure and Podman's "
+                                  "Docker-compatible API cannot update a container to set it to no")
+        with pytest.raises(ActionError, match="^cannot isolate pm-n1/pm-plain: Podman's .* cannot update a "
+                                              "container to cap it$"):
+            await actions.plan("isolate", "pm-n1/pm-plain", cpus=0.25)
+        with closing(pnode.client()) as client:
+            assert client.api.networks(names=[f"berth-q-{cid[:12]}"]) == []
+            assert client.api.networks(names=[f"berth-q-{plain[:12]}"]) == []
+        assert _state(pnode, cid)["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
+        assert audit.read() == []
+    finally:
+        await actions.aclose()
+        with closing(pnode.client()) as client:
+            client.api.remove_container(cid, force=True)
+            client.api.remove_container(plain, force=True)
+
+
+def test_migrate_between_podman_and_dockerd_is_refused_before_anything_changes(
+        mixed_fleet: tuple[Lab, PodmanLab], tmp_path: Path) -> None:
+    docker_lab, podman_lab = mixed_fleet
+    dnode, pnode = docker_lab.nodes[0], podman_lab.nodes[0]
+    inventory = write_mixed_inventory(docker_lab, podman_lab, tmp_path / "inventory.toml")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    from_podman = pnode.run_container("pm-mover", tenant="acme")
+    from_docker = dnode.run_container("dk-mover", tenant="acme")
+    try:
+        for spec, target, node in (("pm-n1/pm-mover", "lab-n1", "pm-n1"), ("lab-n1/dk-mover", "pm-n1", "pm-n1")):
+            proc = subprocess.run([sys.executable, "-m", "console", "migrate", spec, "--to", target, "--yes",
+                                   "-i", str(inventory)], capture_output=True, text=True, env=env, timeout=120,
+                                  check=False)
+            name = spec.split("/")[1]
+            assert proc.returncode == 3, proc.stdout + proc.stderr
+            assert proc.stderr == (f"berth: cannot migrate {name} to {target}: {node} runs Podman, and migration "
+                                   f"is supported between dockerd nodes only\n"), proc.stderr
+        # Nothing changed: both still run where they were, nothing named like them on the other side.
+        assert _state(pnode, from_podman)["State"]["Running"] and _state(dnode, from_docker)["State"]["Running"]
+        with closing(dnode.client()) as d, closing(pnode.client()) as p:
+            assert [c["Names"] for c in d.api.containers(all=True, filters={"name": "pm-mover"})] == []
+            assert [c["Names"] for c in p.api.containers(all=True, filters={"name": "dk-mover"})] == []
+    finally:
+        with closing(pnode.client()) as p, closing(dnode.client()) as d:
+            p.api.remove_container(from_podman, force=True)
+            d.api.remove_container(from_docker, force=True)
+
+
+async def test_a_container_dying_on_podman_is_seen_from_its_event(mixed_fleet: tuple[Lab, PodmanLab],
+                                                                  tmp_path: Path) -> None:
+    """With listings an hour apart, only the event stream can tell the poller. Podman 4.3's compat
+    events send `die` with `exitCode` as dockerd does (its own events, and older compat services,
+    say `died` with `containerExitCode`: tests/unit/test_events.py covers that shape)."""
+    import asyncio
+    from functools import partial
+
+    from console.config import load_inventory
+    from console.fleet.poller import Fleet, NodeWatcher
+
+    docker_lab, podman_lab = mixed_fleet
+    pnode = podman_lab.nodes[0]
+    cid = pnode.run_container("pm-dies")
+    inv = load_inventory(write_mixed_inventory(docker_lab, podman_lab, tmp_path / "inventory.toml"))
+    try:
+        async with Fleet(inv, publish_interval=0.05, watcher_factory=partial(NodeWatcher, list_interval=3600)) as fleet:
+            await fleet.wait_complete(30)
+            assert next(c for c in fleet.publish().containers if c.id == cid).state == "running"
+            with closing(pnode.client()) as client:
+                client.api.kill(cid, signal="SIGKILL")
+                code = client.api.wait(cid, timeout=30)["StatusCode"]
+            for _ in range(400):
+                seen = next(c for c in fleet.publish().containers if c.id == cid)
+                if seen.state == "exited":
+                    break
+                await asyncio.sleep(0.05)
+            assert seen.state == "exited" and seen.exit_code == code == 137, (seen.state, seen.exit_code, code)
+    finally:
+        with closing(pnode.client()) as client:
+            client.api.remove_container(cid, force=True)

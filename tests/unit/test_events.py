@@ -87,3 +87,18 @@ def test_health_and_oom_and_unknown_events(watcher: NodeWatcher) -> None:
 def test_parse_time(text: str, expected: float | None) -> None:
     got = parse_time(text)
     assert (got is None) if expected is None else got == pytest.approx(expected, abs=1e-6)
+
+
+def test_podmans_died_event_reads_as_die_with_its_exit_code(watcher: NodeWatcher) -> None:
+    # The shape of Podman's own event (libpod events, older compat services): `died`, and the
+    # exit code as `containerExitCode`; recorded names and ids from a podman 4.3 lab node.
+    cid = "a23b5b28b23cd289149acf8c9d6374ac49f6f529e8b8bbfe57476712e93f2ecf"
+    base = {"Type": "container", "Actor": {"ID": cid, "Attributes": {
+        "image": "docker.io/berth/busybox:test", "name": "idle", "tenant": "b"}}, "scope": "local"}
+    watcher._apply_event({**base, "status": "start", "Action": "start", "timeNano": 1796690898822358112})
+    assert watcher.containers[cid].state == "running"
+    died = {**base, "status": "died", "Action": "died", "timeNano": 1796690899003708481}
+    died["Actor"] = {"ID": cid, "Attributes": {**base["Actor"]["Attributes"], "containerExitCode": "143"}}
+    watcher._apply_event(died)
+    c = watcher.containers[cid]
+    assert c.state == "exited" and c.exit_code == 143 and c.status == "Exited (143)"

@@ -78,6 +78,8 @@ def test_podman_one_shot_has_zeroed_precpu_and_still_gives_a_sample() -> None:
 def test_a_libpod_report_without_a_sample_or_with_an_error() -> None:
     assert decode_libpod({"Error": None, "Stats": []}) is None
     assert decode_libpod({"Error": None, "Stats": None}) is None
+    stopped = {"CPUNano": 0, "SystemNano": 0, "MemUsage": 0, "MemLimit": 0, "PerCPU": None}  # as recorded
+    assert decode_libpod({"Error": None, "Stats": [stopped]}) is None
     with pytest.raises(ValueError, match="container is not running"):
         decode_libpod({"Error": {"msg": "container is not running"}, "Stats": None})
     with pytest.raises(ValueError, match="not a counter"):
