@@ -1,6 +1,7 @@
 """Fleets read back from Prometheus: the `berth_*` series of every shard as one FleetSnapshot.
 
-``PromReader.snapshot()`` issues a fixed set of instant queries (``QUERIES``, concurrently) and
+``PromReader.snapshot()`` issues a fixed set of instant queries (``QUERIES``, concurrently; then
+``NOT_LIVE_QUERIES`` over the nodes that are not live, when there are any) and
 builds the same frozen snapshot the local poller publishes, so `berth status --prometheus URL`
 and `berth --prometheus URL` show the same panes and JSON keys. Node and tenant totals are
 recomputed from the containers with the model's own code (console.fleet.density), exactly as
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import re
 import ssl
 import time
 from collections.abc import Mapping
@@ -49,16 +51,18 @@ QUERIES: dict[str, str] = {
     # last known capacity and container figures, shown as stale like the poller's down nodes.
     "gone_info": f"last_over_time(berth_node_info[{REMEMBER}]) unless on (node) berth_node_up",
     "gone_seen": f"last_over_time(berth_node_data_timestamp_seconds[{REMEMBER}]) unless on (node) berth_node_up",
-    "gone_containers": f"last_over_time(berth_container_info[{REMEMBER}]) unless on (node) berth_node_up",
     "last_cpus": f"last_over_time(berth_node_cpus[{REMEMBER}]) unless on (node) (berth_node_up == 1)",
     "last_mem": f"last_over_time(berth_node_memory_bytes[{REMEMBER}]) unless on (node) (berth_node_up == 1)",
-    "last_cpu": f"last_over_time(berth_container_cpu_usage_cores[{REMEMBER}]) unless on (node) (berth_node_up == 1)",
-    "last_mem_used": (f"last_over_time(berth_container_memory_usage_bytes[{REMEMBER}])"
-                      " unless on (node) (berth_node_up == 1)"),
-    "last_cpu_limit": (f"last_over_time(berth_container_cpu_limit_cores[{REMEMBER}])"
-                       " unless on (node) (berth_node_up == 1)"),
-    "last_mem_limit": (f"last_over_time(berth_container_memory_limit_bytes[{REMEMBER}])"
-                       " unless on (node) (berth_node_up == 1)"),
+}
+# Only when some node is not live, and only over those nodes' series (`{nodes}` is a node matcher):
+# ranges over every container of the fleet would cost the server seconds at 10,000 containers.
+NOT_LIVE_QUERIES: dict[str, str] = {
+    "gone_containers": f"last_over_time(berth_container_info{{{{{{nodes}}}}}}[{REMEMBER}])"
+                       " unless on (node) berth_node_up",
+    "last_cpu": f"last_over_time(berth_container_cpu_usage_cores{{{{{{nodes}}}}}}[{REMEMBER}])",
+    "last_mem_used": f"last_over_time(berth_container_memory_usage_bytes{{{{{{nodes}}}}}}[{REMEMBER}])",
+    "last_cpu_limit": f"last_over_time(berth_container_cpu_limit_cores{{{{{{nodes}}}}}}[{REMEMBER}])",
+    "last_mem_limit": f"last_over_time(berth_container_memory_limit_bytes{{{{{{nodes}}}}}}[{REMEMBER}])",
 }
 
 
@@ -106,6 +110,7 @@ class PromReader:
                                          timeout=self.auth.timeout)
         self._seq = itertools.count(1)
         self.last_cost: dict[str, float] = {}  # query name -> server-side seconds, when the server says
+        self.queries = 0  # how many the last snapshot took
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -138,8 +143,21 @@ class PromReader:
     async def snapshot(self, now: float | None = None) -> FleetSnapshot:
         now = time.time() if now is None else now
         names = list(QUERIES)
-        answers = await asyncio.gather(*(self.query(QUERIES[n], now, n) for n in names))
-        return build_snapshot(dict(zip(names, answers, strict=True)), now, next(self._seq))
+        answers = dict(zip(names, await asyncio.gather(*(self.query(QUERIES[n], now, n) for n in names)),
+                           strict=True))
+        not_live = sorted({labels["node"] for labels, v in answers["node"]
+                           if labels.get("__name__") == "berth_node_up" and v != 1.0 and labels.get("node")}
+                          | {labels["node"] for labels, _ in answers["gone_info"] if labels.get("node")})
+        self.queries = len(names)
+        if not_live:
+            matcher = "node=~`" + "|".join(re.escape(n) for n in not_live) + "`"
+            more = list(NOT_LIVE_QUERIES)
+            got = await asyncio.gather(*(self.query(NOT_LIVE_QUERIES[n].format(nodes=matcher), now, n) for n in more))
+            answers.update(zip(more, got, strict=True))
+            self.queries += len(more)
+        else:
+            answers.update((n, []) for n in NOT_LIVE_QUERIES)
+        return build_snapshot(answers, now, next(self._seq))
 
 
 def _num(v: float | None) -> float | None:
