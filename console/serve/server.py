@@ -8,18 +8,22 @@ console is read-only (no mutating keys shown), and ``Actions`` refuses a viewer'
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from console.actions.audit import AuditLog
 from console.actions.core import Actions
+from console.actions.interrupt import Interrupt
 from console.actions.journal import Journal
+from console.actions.types import Plan, Result
 from console.config import Inventory
 from console.identity import Identity
 from console.local import IOLoop, LocalActions, LocalFeed
+from console.ports import ProgressFn
 from console.serve.hub import FeedHub
 from console.serve.session import Output, Session, TerminalInfo
 
@@ -29,11 +33,22 @@ PUBLISH_INTERVAL = 1.0  # snapshots a second to every console (the issue's 1 Hz)
 
 
 class ServedActions(LocalActions):
-    """LocalActions whose audit log the console's audit pane reads (the demo's own, when serving it)."""
+    """LocalActions whose audit log the console's audit pane reads (the demo's own, when serving it), and
+    whose running actions the server counts, so a stop lets them reach a safe point first."""
+
+    def __init__(self, actions: Actions, identity: Identity, io: IOLoop, server: Server) -> None:
+        super().__init__(actions, identity, io)
+        self.server = server
 
     @property
     def audit(self) -> AuditLog:
         return self.actions.audit
+
+    async def execute(self, plan: Plan, progress: ProgressFn | None = None,
+                      interrupt: Interrupt | None = None) -> Result:
+        token = interrupt or Interrupt()  # its own: a stop of the server reaches it, one console's does not
+        with self.server.running_action(token):
+            return await super().execute(plan, progress, interrupt=token)
 
 
 class ViewerActions(ServedActions):
@@ -62,6 +77,8 @@ class Server:
         self._active: set[object] = set()  # consoles and commands now running, for max_sessions
         self.sessions: set[Session] = set()
         self.closing: str | None = None
+        self._running: set[Interrupt] = set()  # actions executing now (any session or command), by their token
+        self._idle = threading.Condition(self._lock)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -101,7 +118,7 @@ class Server:
     def port(self, who: Identity) -> LocalActions:
         """The actions as ``who``: every intent is checked and audited as them by Actions."""
         cls = ServedActions if self.may_act(who) else ViewerActions
-        return cls(self.actions, who, self.io)
+        return cls(self.actions, who, self.io, self)
 
     def console(self, who: Identity, output: Output, terminal: TerminalInfo,
                 on_end: Callable[[Session], None] | None = None) -> Session:
@@ -129,6 +146,35 @@ class Server:
         with self._lock:
             self.sessions.add(session)
         return session
+
+    @contextlib.contextmanager
+    def running_action(self, token: Interrupt) -> Iterator[None]:
+        with self._lock:
+            self._running.add(token)
+            stopping = self.closing
+        if stopping is not None:  # began while the server was stopping: stop it at its first safe point
+            self.io.loop().call_soon_threadsafe(token.request, stopping)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(token)
+                self._idle.notify_all()
+
+    def stop_actions(self, reason: str, timeout: float = 60.0) -> int:
+        """Refuse new sessions, ask running actions to stop at their next safe point (each finishes or
+        rolls back its step, releases its lock and ends its audit record), and wait for them; how many
+        were still running when ``timeout`` passed (they are then cut off, their records still ended)."""
+        with self._lock:
+            self.closing = reason
+            running = list(self._running)
+        if running:
+            log.warning("%s: asking %d running action(s) to stop at their next safe point", reason, len(running))
+            for token in running:
+                self.io.loop().call_soon_threadsafe(token.request, reason)
+        with self._lock:
+            self._idle.wait_for(lambda: not self._running, timeout)
+            return len(self._running)
 
     def end_all(self, reason: str, timeout: float = 5.0) -> None:
         """Close every console (from any thread) and wait for their apps to finish."""

@@ -111,8 +111,13 @@ class SSHDoor:
         """Stop listening, end every session with ``reason`` on the client's screen, close the connections."""
         if self._acceptor is not None:
             self._acceptor.close()
+        loop = asyncio.get_running_loop()
+        left = await loop.run_in_executor(None, self.server.stop_actions, reason)
+        if left:
+            log.warning("%s: %d action(s) did not reach a safe point in time: cut off (audited as interrupted)",
+                        reason, left)
         channels = list(self.channels)
-        await asyncio.get_running_loop().run_in_executor(None, self.server.end_all, reason)
+        await loop.run_in_executor(None, self.server.end_all, reason)
         for channel in channels:
             channel.finish(1, f"berth serve: {reason}; sessions end now (reconnect with ssh when it is back)")
         await asyncio.sleep(0.2)  # let the last words leave before the connections close

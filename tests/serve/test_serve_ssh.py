@@ -6,6 +6,7 @@ The simulated fleet needs no root; the same door on real dockerd nodes is tests/
 from __future__ import annotations
 
 import json
+import re
 import os
 import stat
 import subprocess
@@ -199,3 +200,27 @@ def test_metrics_are_the_shared_pollers_figures(team: Team) -> None:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         time.sleep(0.2)
     assert 'berth_node_up{node="sim-01"' in body
+
+
+def test_sigterm_lets_a_running_action_reach_a_safe_point_and_audit_its_end(team: Team) -> None:
+    team.start()
+    # Given alice draining a node over ssh (many migrations, one after another)
+    drain = subprocess.Popen(ssh_argv(team.port, team.keys["alice"], "alice", team.known_hosts, "drain", "sim-04",
+                                      "--yes"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+    assert drain.stdout is not None
+    lines = []
+    while not any(line.startswith("[") for line in lines):  # its first progress line: it is running
+        line = drain.stdout.readline()
+        assert line, f"the drain ended before it began: {lines} {drain.stderr.read() if drain.stderr else ''}"
+        lines.append(line)
+    # When berth serve is stopped
+    assert team.stop() == 0
+    out, err = drain.communicate(timeout=90)
+    # Then the drain was asked to stop at a safe point, said so, and its audit record ended
+    log = team.server.log  # type: ignore[union-attr]
+    assert "asking 1 running action(s) to stop at their next safe point" in log, log
+    assert "did not reach a safe point" not in log
+    assert "interrupted (stopped (SIGTERM))" in err + out, (out, err)
+    assert re.search(r"\(audit \d{8}T\d{6}-[0-9a-f]+\)", err), err
+    assert "sessions end now" in err and drain.returncode != 0
