@@ -60,6 +60,14 @@ def test_docker_stats_no_stream(cli: str, engine: Engine, named: str, tmp_path: 
     out = docker(cli, engine, tmp_path, "stats", "--no-stream", "--format",
                  "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}")
     rows = {line.split("\t")[0]: line.split("\t")[1:] for line in out.splitlines()}
+    if engine.podman:
+        # By design of Podman's compat stats: `name` has no leading "/", which the CLI strips
+        # anyway (so it shows the name less its first letter), and stream=false carries no
+        # previous sample, so the CLI reads 0 %. Berth reads neither (Podman's own stream, by name
+        # from the listing).
+        cpu, mem = rows[named[1:]]
+        assert cpu == "0.00%" and mem.endswith("/ 64MiB")
+        return
     cpu, mem = rows[named]
     assert cpu.endswith("%") and 0.0 <= float(cpu.rstrip("%")) <= 55.0
     assert mem.endswith("/ 64MiB")
@@ -72,6 +80,12 @@ def test_docker_events_since_until(cli: str, engine: Engine, named: str, tmp_pat
     out = docker(cli, engine, tmp_path, "events", "--since", "1m", "--until", "0s", "--filter", f"container={named}",
                  "--format", "{{json .}}", timeout=20)
     events = [json.loads(line) for line in out.splitlines()]
+    if engine.podman:
+        # As found with Podman 4.3: nothing for the CLI's whole-second since/until window, where the
+        # same query with fractional seconds answers (test_contract_engine_api). Berth streams
+        # from `since` without `until`, and re-lists after every reconnect.
+        assert events == []
+        return
     assert [e["Action"] for e in events if e["Type"] == "container"][:2] == ["create", "start"]
 
 

@@ -59,9 +59,19 @@ def _stat(r: httpx.Response) -> dict[str, Any]:
     return doc
 
 
+def not_on_podman(engine: Engine) -> None:
+    """These endpoints carry migration only, and Berth refuses migration on Podman nodes in
+    pre-flight (console/actions/migrate.py; tests/lab/test_podman_lab.py proves the refusal). As
+    found, Podman's answers differ here (an `isDir` stat key, error texts, no anonymous-volume
+    record in Config.Volumes, image save as application/octet); said, not skipped silently."""
+    if engine.podman:
+        pytest.skip("podman: storage endpoints serve migration only, and migration is refused on Podman nodes")
+
+
 @pytest.fixture
 def box(engine: Engine, api: httpx.Client, cleanup: list[str]) -> tuple[str, str]:
     """A running busybox container: (id, name)."""
+    not_on_podman(engine)
     cid, name = engine.run(api, ["sleep", "100000"])
     cleanup.append(cid)
     return cid, name
@@ -140,6 +150,7 @@ def test_archive_errors_are_dockerds(api: httpx.Client, box: tuple[str, str]) ->
 
 
 def test_changes_report_a_write_against_the_image(engine: Engine, api: httpx.Client, cleanup: list[str]) -> None:
+    not_on_podman(engine)
     r = api.post(f"{API}/containers/create", params={"name": f"contract-{uuid.uuid4().hex[:8]}"},
                  json={"Image": BUSYBOX_REF, "Cmd": ["sleep", "100000"]})
     cid = r.json()["Id"]
@@ -160,6 +171,7 @@ def test_changes_report_a_write_against_the_image(engine: Engine, api: httpx.Cli
 
 def test_volumes_create_inspect_mount_and_remove(engine: Engine, api: httpx.Client, cleanup: list[str],
                                                  volume_names: list[str]) -> None:
+    not_on_podman(engine)
     name = f"contract-vol-{uuid.uuid4().hex[:8]}"
     volume_names.append(name)
     r = api.post(f"{API}/volumes/create", json={"Name": name, "Driver": "local", "Labels": {"tenant": "acme"},
@@ -206,6 +218,7 @@ def test_volumes_create_inspect_mount_and_remove(engine: Engine, api: httpx.Clie
 
 
 def test_anonymous_volumes_go_with_their_container(engine: Engine, api: httpx.Client) -> None:
+    not_on_podman(engine)
     r = api.post(f"{API}/containers/create", params={"name": f"contract-{uuid.uuid4().hex[:8]}"},
                  json={"Image": BUSYBOX_REF, "Cmd": ["sleep", "100000"], "Volumes": {"/anon": {}}})
     cid = r.json()["Id"]
@@ -229,6 +242,7 @@ def _peer(engine: Engine, request: pytest.FixtureRequest) -> Engine:
 
 def test_image_save_then_load_on_another_node(engine: Engine, api: httpx.Client,
                                               request: pytest.FixtureRequest) -> None:
+    not_on_podman(engine)
     image = api.get(f"{API}/images/{BUSYBOX_REF}/json").json()
     r = api.get(f"{API}/images/{BUSYBOX_REF}/get")
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/x-tar"
