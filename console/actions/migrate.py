@@ -261,6 +261,11 @@ async def preflight(src: EngineClient, dst: EngineClient, doc: dict[str, Any], *
     if need.running and not need.mem:
         warnings.append("no memory limit: the target's memory headroom cannot be checked")
     nets = (doc.get("NetworkSettings") or {}).get("Networks") or {}
+    if (str(host.get("NetworkMode") or "default") == "default" and "bridge" in nets
+            and await ops.inspect_network(src, "bridge") is None):
+        # dockerd --bridge=none: a plain `docker run` records a "bridge" endpoint the container never
+        # joined (there is none). It uses the default mode and no network; the target runs it so too.
+        nets = {n: ep for n, ep in nets.items() if n != "bridge"}
     endpoints = {n: endpoint_config(cid, ep) for n, ep in nets.items()}
     missing: dict[str, dict[str, Any]] = {}
     for net in endpoints:
