@@ -224,3 +224,18 @@ def test_sigterm_lets_a_running_action_reach_a_safe_point_and_audit_its_end(team
     assert "interrupted (stopped (SIGTERM))" in err + out, (out, err)
     assert re.search(r"\(audit \d{8}T\d{6}-[0-9a-f]+\)", err), err
     assert "sessions end now" in err and drain.returncode != 0
+
+
+def test_read_only_overrides_every_role(team: Team) -> None:
+    team.start("--read-only")
+    assert "read-only for everyone" in team.server.log  # type: ignore[union-attr]
+    refused = team.ssh("alice", "restart", "acme-api-0101", "--yes")
+    assert refused.returncode == 3, refused
+    assert refused.stderr.strip() == "berth: read-only console: restart refused (started with --read-only)"
+    term = Tmux(f"berth-serve-ro-{os.getpid()}", 100, 30,
+                ssh_shell(team.port, team.keys["alice"], "alice", team.known_hosts) + "; sleep 30")
+    try:
+        screen = term.wait_for("alice's console", lambda s: "sim-01" in s and "READ-ONLY" in s)
+        assert "Restart" not in screen.rstrip().splitlines()[-1]
+    finally:
+        term.kill()
