@@ -29,6 +29,18 @@ from console.sim.storage import Storage
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.12"
+# What `berth sim --api-version` may serve: 1.41 (dockerd 20.10, the reference) up to the newest
+# published Engine API whose shape changes the simulator knows (see EngineServer.shape_event).
+NEWEST_API_VERSION = "1.52"
+
+
+def parse_sim_api_version(text: str) -> str:
+    """"1.N" within what the simulator serves, else ValueError with one line."""
+    m = re.fullmatch(r"1\.([0-9]{2})", text.strip())
+    newest = int(NEWEST_API_VERSION.split(".")[1])
+    if not m or not 41 <= int(m.group(1)) <= newest:
+        raise ValueError(f"--api-version {text!r}: the simulator serves API 1.41 to {NEWEST_API_VERSION}")
+    return f"1.{int(m.group(1))}"
 ENGINE_VERSION = "20.10.24"
 EVENT_RING = 256  # dockerd 20.10 keeps the last 256 events (daemon/events: eventsLimit), not 1000
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -373,6 +385,7 @@ class SimDaemon:
         self.spec = spec
         self.name = spec.name
         self.tick_interval = tick
+        self.api_version = API_VERSION  # the newest API this node serves (`berth sim --api-version`)
         self.containers: dict[str, Container] = {}
         self.networks: dict[str, Network] = {}
         self.images: dict[str, Image] = {}
@@ -736,7 +749,7 @@ class SimDaemon:
 
     def version(self) -> dict[str, Any]:
         s = self.spec
-        details = {"ApiVersion": API_VERSION, "Arch": "amd64", "BuildTime": "2023-04-04T00:00:00.000000000+00:00",
+        details = {"ApiVersion": self.api_version, "Arch": "amd64", "BuildTime": "2023-04-04T00:00:00.000000000+00:00",
                    "Experimental": "false", "GitCommit": "5d6db84", "GoVersion": "go1.19.8",
                    "KernelVersion": s.kernel, "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}
         return {
@@ -747,7 +760,7 @@ class SimDaemon:
                 {"Name": "runc", "Version": "1.1.5", "Details": {"GitCommit": "v1.1.5-0-gf19387a"}},
                 {"Name": "docker-init", "Version": "0.19.0", "Details": {"GitCommit": "de40ad0"}},
             ],
-            "Version": ENGINE_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+            "Version": ENGINE_VERSION, "ApiVersion": self.api_version, "MinAPIVersion": MIN_API_VERSION,
             "GitCommit": "5d6db84", "GoVersion": "go1.19.8", "Os": "linux", "Arch": "amd64",
             "KernelVersion": s.kernel, "BuildTime": "2023-04-04T00:00:00.000000000+00:00",
         }

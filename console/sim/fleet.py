@@ -73,7 +73,7 @@ class SimFleet:
 
     def __init__(self, nodes: int = 3, containers_per_node: int = 20, seed: int = 0,
                  dir: str | os.PathLike[str] | None = None, in_process: bool = False, *, cgroup: str = "1",
-                 tenants: int = 5, flap: Flap | None = None, tick: float = 1.0) -> None:
+                 tenants: int = 5, flap: Flap | None = None, tick: float = 1.0, api_version: str = "1.41") -> None:
         self.layout: FleetLayout = plan_fleet(nodes, containers_per_node, seed, cgroup, tenants, flap)
         self.nodes_count = nodes
         self.containers_per_node = containers_per_node
@@ -82,6 +82,7 @@ class SimFleet:
         self.tenants = tenants
         self.flap = flap
         self.tick = tick
+        self.api_version = api_version  # the newest Engine API the nodes serve, and its shapes
         self.in_process = in_process
         self._own_dir = dir is None
         # Without a dir, the paths are final only once start() has made the temp dir.
@@ -229,7 +230,7 @@ class SimFleet:
 
             async def boot() -> None:
                 for spec in self.layout.nodes:
-                    node = SimNode(spec, str(self.sockets[spec.name]), tick=self.tick)
+                    node = SimNode(spec, str(self.sockets[spec.name]), tick=self.tick, api_version=self.api_version)
                     await node.start()
                     self._nodes[spec.name] = node
 
@@ -267,7 +268,7 @@ class SimFleet:
             cmd = [sys.executable, "-m", "console.sim.node", "--socket", str(sock), "--index", str(spec.index),
                    "--nodes", str(self.nodes_count), "--containers-per-node", str(self.containers_per_node),
                    "--seed", str(self.seed), "--cgroup", self.cgroup, "--tenants", str(self.tenants),
-                   "--flap", format_flap(self.flap), "--tick", str(self.tick)]
+                   "--flap", format_flap(self.flap), "--tick", str(self.tick), "--api-version", self.api_version]
             log = StateDir(sock.parent).open_append(log_path.name, private=False, mode=0o644)
             try:
                 # Own session: a Ctrl-C in the terminal reaches `berth sim`, which stops the nodes in order.

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from console.sim.daemon import SimDaemon
+from console.sim.daemon import API_VERSION, SimDaemon, parse_sim_api_version
 from console.sim.model import Flap, NodeSpec, plan_node
 from console.sim.server import EngineServer
 
@@ -24,11 +24,12 @@ log = logging.getLogger(__name__)
 
 
 class SimNode:
-    def __init__(self, spec: NodeSpec, socket_path: str, tick: float = 1.0) -> None:
+    def __init__(self, spec: NodeSpec, socket_path: str, tick: float = 1.0, api_version: str = API_VERSION) -> None:
         self.spec = spec
         self.name = spec.name
         self.socket_path = socket_path
         self.daemon = SimDaemon(spec, tick=tick)
+        self.daemon.api_version = api_version
         self.server = EngineServer(self.daemon, socket_path)
         self._flapper: asyncio.Task[None] | None = None
 
@@ -81,9 +82,9 @@ def format_flap(flap: Flap | None) -> str:
     return "off" if flap is None else f"{flap.up:g}:{flap.down:g}:{flap.mode}"
 
 
-async def serve(spec: NodeSpec, socket_path: str, tick: float = 1.0) -> None:
+async def serve(spec: NodeSpec, socket_path: str, tick: float = 1.0, api_version: str = API_VERSION) -> None:
     """Serve one node until SIGTERM/SIGINT, or until the parent process goes away."""
-    node = SimNode(spec, socket_path, tick)
+    node = SimNode(spec, socket_path, tick, api_version)
     await node.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -112,11 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tenants", type=int, default=5)
     p.add_argument("--flap", default="off")
     p.add_argument("--tick", type=float, default=1.0)
+    p.add_argument("--api-version", default=API_VERSION, type=parse_sim_api_version)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s sim: %(levelname)s %(message)s")
     spec = plan_node(args.index, args.nodes, args.containers_per_node, args.seed, args.cgroup, args.tenants,
                      parse_flap(args.flap))
-    asyncio.run(serve(spec, args.socket, args.tick))
+    asyncio.run(serve(spec, args.socket, args.tick, args.api_version))
     return 0
 
 

@@ -32,6 +32,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -89,6 +90,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    api: tuple[int, int] = (1, 41)  # the API version the request asked for (its path), set by dispatch
 
     def arg(self, name: str, default: str = "") -> str:
         values = self.query.get(name)
@@ -131,6 +133,17 @@ def parse_timestamp(text: str) -> int | None:
 
 
 Handler = Callable[[Request, "re.Match[str]"], Awaitable[Response]]
+
+
+def shape_event(api: tuple[int, int], raw: bytes) -> bytes:
+    """One event line in the shape of the API version the client asked for. From 1.52 the
+    deprecated top-level `status`, `id` and `from` are gone: readers use Action and Actor.ID."""
+    if api < (1, 52):
+        return raw
+    doc = orjson.loads(raw)
+    for key in ("status", "id", "from"):
+        doc.pop(key, None)
+    return orjson.dumps(doc) + b"\n"
 
 
 class EngineServer:
@@ -269,7 +282,7 @@ class EngineServer:
         if not resp.engine_headers:
             out = [("Content-Type", resp.content_type or "application/json")]
         else:
-            out = [("Api-Version", API_VERSION)]
+            out = [("Api-Version", self.daemon.api_version)]
             out += [h for h in resp.headers if h[0] < "Content-Type"]
             if resp.content_type:
                 out.append(("Content-Type", resp.content_type))
@@ -415,19 +428,25 @@ class EngineServer:
         add(("POST", re.compile(rf"^/networks/{cid}/(?P<action>connect|disconnect)$"), self._network_action))
         add(("GET", re.compile(r"^/images/json$"), self._images))
         add(("GET", re.compile(r"^/images/(?P<name>.+)/json$"), self._image_inspect))
-        from console.sim import storage_routes  # archive, changes, volumes, image save/load (it imports this module)
+        from console.sim import (
+            storage_routes,  # archive, changes, volumes, image save/load (it imports this module)
+        )
 
         self._routes[:0] = storage_routes.routes(self)
 
     async def dispatch(self, req: Request) -> Response:
         path = req.path
         m = _VERSIONED.match(path)
+        newest = tuple(int(x) for x in self.daemon.api_version.split("."))
+        req.api = newest  # an unversioned path gets the newest API's shapes, as on dockerd
         if m:
             version = (int(m.group(1)), int(m.group(2)))
             path = m.group(3)
-            if version > _MAX_API:
+            if version > newest:
                 return Response(400, _go_json({"message": f"client version {version[0]}.{version[1]} is too new. "
-                                                          f"Maximum supported API version is {API_VERSION}"}))
+                                                          f"Maximum supported API version is "
+                                                          f"{self.daemon.api_version}"}))
+            req.api = version
             if version < _MIN_API:
                 text = (f"client version {version[0]}.{version[1]} is too old. Minimum supported API version is "
                         f"{MIN_API_VERSION}, please upgrade your client to a newer version\n")
@@ -467,11 +486,13 @@ class EngineServer:
         sub = None if only_past else daemon.subscribe_events(accept)
         past = daemon.past_events(since, until, accept)
 
+        shape = partial(shape_event, req.api)
+
         async def body() -> AsyncIterator[bytes]:
             try:
                 yield b""  # dockerd flushes the headers before any event
                 for raw in past:
-                    yield raw
+                    yield shape(raw)
                 if sub is None:
                     return
                 deadline = None if until is None else until / NS
@@ -485,7 +506,7 @@ class EngineServer:
                         return
                     if item is None:
                         return
-                    yield item
+                    yield shape(item)
             finally:
                 if sub is not None:
                     daemon.unsubscribe_events(sub)
