@@ -107,18 +107,16 @@ async def console(inventory: str, idle: float, rounds: int, downs: int, text: st
     from textual.widgets import Input
 
     from console.config import load_inventory
-    from console.fleet.runner import FleetThread
-    from console.ui.app import BerthApp, _default_engine
+    from console.ui.app import connect_app
 
     imported = time.perf_counter() - t_import
     me = psutil.Process()
     inv = load_inventory(inventory)
     emit(out, event="mark", name="start")
     t_app = time.perf_counter()
-    app = BerthApp(feed=None, inventory=inv, rotate_every=0)
-    feed = FleetThread(inv, app.deliver)  # exactly as run_app wires it
-    app.feed = feed
-    app.engine_io.factory = app.engine_io.factory or _default_engine(inv)
+    app = connect_app(argparse.Namespace(read_only=False, theme=None, noc=False), inv)  # exactly as run_app
+    feed = app.feed
+    assert feed is not None
     feed.start()
 
     frames: list[tuple[float, tuple[Any, ...]]] = []

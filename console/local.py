@@ -11,122 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
+from console.actions.audit import AuditLog
 from console.actions.core import Actions
 from console.actions.interrupt import Interrupt
-from console.actions.journal import MigrationRecord
+from console.actions.journal import Journal, MigrationRecord
 from console.actions.types import ActionError, Plan, Result, Target
 from console.config import Inventory
-from console.engine.client import EngineClient
 from console.engine.errors import EngineError
+from console.engine.reads import EngineReads, IOLoop, Running
 from console.fleet.model import FleetSnapshot
 from console.identity import Identity
 from console.ports import ChunkFn, ProgressFn, SnapshotFn
+from console.safefs import StateFileError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-class IOLoop:
-    """One background event loop on a daemon thread, started on first use."""
-
-    def __init__(self, name: str = "berth-io") -> None:
-        self.name = name
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
-
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def main() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                self._thread = threading.Thread(target=main, name=self.name, daemon=True)
-                self._thread.start()
-                ready.wait(5)
-                self._loop = loop
-            return self._loop
-
-    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await ``coro`` on the background loop from any other loop; cancelling cancels it there."""
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop())
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-
-    def on_close(self, closer: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``closer()`` on the loop before it stops (client pools, Actions), once however often it is
-        registered (a server wraps one Actions in a LocalActions per session)."""
-        if closer not in self._closers:
-            self._closers.append(closer)
-
-    def close(self, timeout: float = 2.0) -> None:
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-
-        async def shutdown() -> None:
-            for closer in self._closers:
-                try:
-                    await closer()
-                except Exception:
-                    log.debug("closing %s failed", closer, exc_info=True)
-
-        try:
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)
-        except Exception:
-            log.debug("I/O loop shutdown timed out", exc_info=True)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-
-class EngineReads:
-    """Inspect and logs through one EngineClient per node, kept on the I/O loop."""
-
-    def __init__(self, inventory: Inventory, io: IOLoop) -> None:
-        self._configs = {n.name: n for n in inventory.nodes}
-        self._clients: dict[str, EngineClient] = {}
-        self.io = io
-        io.on_close(self._close)
-
-    def _client(self, node: str) -> EngineClient:
-        client = self._clients.get(node)
-        if client is None:
-            if node not in self._configs:
-                raise EngineError(node, "inspect", None, f"unknown node {node!r}")
-            client = self._clients[node] = EngineClient(self._configs[node])
-        return client
-
-    async def _close(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
-
-    async def inspect(self, node: str, container_id: str) -> dict[str, Any]:
-        async def call() -> dict[str, Any]:
-            return await self._client(node).inspect(container_id)
-
-        return await self.io.run(call())
-
-    async def follow_logs(self, node: str, container_id: str, on_chunk: ChunkFn, *, tail: int = 200,
-                          follow: bool = True) -> None:
-        async def pump() -> None:
-            async for chunk in self._client(node).logs(container_id, tail=tail, follow=follow):
-                on_chunk(chunk)
-
-        await self.io.run(pump())
 
 
 class LocalFeed:
@@ -184,6 +87,33 @@ class LocalFeed:
         await self._reads.follow_logs(node, container_id, on_chunk, tail=tail, follow=follow)
 
 
+class LocalFlight:
+    """A Flight over one ``Actions.execute`` on the I/O loop, with an interrupt of its own."""
+
+    def __init__(self, running: Running[Result], interrupt: Interrupt) -> None:
+        self._running = running
+        self._interrupt = interrupt
+
+    @property
+    def abandoned(self) -> bool:
+        return self._running.stopped
+
+    def cancel(self, reason: str) -> None:
+        loop = self._running._loop
+        loop.call_soon_threadsafe(self._interrupt.request, reason)
+
+    def abandon(self) -> None:
+        self._running.stop()
+
+    async def result(self) -> Result:
+        try:
+            return await self._running.result()
+        except (ActionError, asyncio.CancelledError):
+            raise
+        except (EngineError, StateFileError) as exc:
+            raise ActionError(str(exc)) from None
+
+
 class LocalActions:
     """An ActionsPort over console.actions.Actions in this process, as one identity.
 
@@ -214,15 +144,23 @@ class LocalActions:
             return await self.io.run(coro)
         except ActionError:
             raise
-        except EngineError as exc:
+        except (EngineError, StateFileError) as exc:
             raise ActionError(str(exc)) from None
 
     async def plan(self, action: str, target: Target | str, **params: Any) -> Plan:
         return await self._run(self.actions.plan(action, target, who=self._identity, **params))
 
-    async def execute(self, plan: Plan, progress: ProgressFn | None = None,
-                      interrupt: Interrupt | None = None) -> Result:
-        return await self._run(self.actions.execute(plan, progress, who=self._identity, interrupt=interrupt))
+    def start(self, plan: Plan, progress: ProgressFn | None = None) -> LocalFlight:
+        interrupt = Interrupt()
+        return LocalFlight(self.io.start(self._execute(plan, progress, interrupt)), interrupt)
+
+    async def _execute(self, plan: Plan, progress: ProgressFn | None, interrupt: Interrupt) -> Result:
+        """On the I/O loop: the one place an intent of this port runs (a server wraps it to count it)."""
+        return await self.actions.execute(plan, progress, who=self._identity, interrupt=interrupt)
+
+    async def execute(self, plan: Plan, progress: ProgressFn | None = None) -> Result:
+        """``start`` and wait: for callers with nothing to cancel (the CLI, tests)."""
+        return await self.start(plan, progress).result()
 
     async def rank_targets(self, target: Target) -> list[tuple[str, str]]:
         return await self._run(self.actions.rank_targets(target))
@@ -233,3 +171,16 @@ class LocalActions:
     def audit_entries(self, limit: int) -> list[dict[str, Any]]:
         return self.actions.audit.read(limit)
 
+
+
+def local_actions(inventory: Inventory, who: Identity, io: IOLoop, *, read_only: bool = False,
+                  demo_state: Path | None = None) -> LocalActions:
+    """Actions for this process's console as ``who``; ``demo_state``: the demo's private state directory,
+    where its audit log (marked demo) and journals live, apart from the real fleet's."""
+    if demo_state is None:
+        actions = Actions(inventory, read_only=read_only, user=who.user)
+    else:
+        actions = Actions(inventory, read_only=read_only, user=who.user,
+                          audit=AuditLog(Path(demo_state) / "audit.jsonl", user=who.user, demo=True),
+                          journal=Journal(Path(demo_state) / "migrations", root=Path(demo_state)))
+    return LocalActions(actions, who, io)

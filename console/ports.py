@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from console.actions.interrupt import Interrupt
 from console.actions.journal import MigrationRecord
 from console.actions.types import Plan, Progress, Result, Target
 from console.fleet.model import FleetSnapshot
@@ -58,6 +57,22 @@ class FleetFeed(Protocol):
         awaiting task is cancelled. ``on_chunk`` may run on another thread."""
 
 
+class Flight(Protocol):
+    """An action under way. ``cancel`` asks it to stop at its next safe point (rolling back or finishing
+    the step in hand, as the action defines); ``abandon`` stops it at once and leaves what it began for
+    `berth recover` (its audit record is still closed, and its journal kept)."""
+
+    @property
+    def abandoned(self) -> bool: ...
+
+    def cancel(self, reason: str) -> None: ...
+
+    def abandon(self) -> None: ...
+
+    async def result(self) -> Result:
+        """The outcome; raises ``asyncio.CancelledError`` once abandoned (after its clean-up ran)."""
+
+
 @runtime_checkable
 class ActionsPort(Protocol):
     """Intents out, as ``identity``. Every method may raise ``ActionError`` (``ReadOnlyError`` for a
@@ -76,9 +91,8 @@ class ActionsPort(Protocol):
 
     async def plan(self, action: str, target: Target | str, **params: Any) -> Plan: ...
 
-    async def execute(self, plan: Plan, progress: ProgressFn | None = None,
-                      interrupt: Interrupt | None = None) -> Result:
-        """``interrupt.request(reason)`` stops the action at its next safe point (console/actions/interrupt.py)."""
+    def start(self, plan: Plan, progress: ProgressFn | None = None) -> Flight:
+        """Run ``plan`` (refused here for a viewer or in read-only mode, as ``plan`` is)."""
 
     async def rank_targets(self, target: Target) -> list[tuple[str, str]]: ...
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from console.config import Inventory
-from console.engine.errors import EngineError
+from console.engine.reads import ChunkFn, EngineReads, IOLoop
 from console.fleet.model import FleetSnapshot
 from console.metrics.promql import PromError, PromReader
 
@@ -45,6 +45,9 @@ class PromFeed:
         self._wake: asyncio.Event | None = None
         self._stop = threading.Event()
         self._started = threading.Event()
+        # Inspect and logs for the nodes the local inventory has; one line for the others.
+        self.io = IOLoop("berth-prometheus-io")
+        self._reads = EngineReads(inventory, self.io, unknown=lambda node: not_local(node, reader.url))
 
     # -- FleetFeed -------------------------------------------------------------------------------
 
@@ -58,7 +61,7 @@ class PromFeed:
 
     @property
     def reads(self) -> str | None:
-        return None  # per node: local nodes answer, the others are refused by name (engine_factory)
+        return None  # per node: local nodes answer, the others are refused by name (not_local)
 
     def subscribe(self, on_snapshot: SnapshotFn) -> None:
         self._subscribers.append(on_snapshot)
@@ -74,6 +77,7 @@ class PromFeed:
             loop.call_soon_threadsafe(wake.set)
         if self._thread.is_alive():
             self._thread.join(10)
+        self.io.close()
 
     def focus(self, ids: frozenset[str]) -> None:
         """Nothing to tune: Prometheus has every container at the exporters' own rate."""
@@ -121,17 +125,11 @@ class PromFeed:
                 log.exception("snapshot subscriber failed")
         return snap
 
-    # -- engine reads for the console ----------------------------------------------------------------
+    # -- detail reads for the console -------------------------------------------------------------
 
-    def engine_factory(self, inventory: Inventory) -> Callable[[str], Any]:
-        """EngineClients for local nodes; a clear refusal (EngineError) for nodes only Prometheus knows."""
-        from console.engine.client import EngineClient
+    async def inspect(self, node: str, container_id: str) -> dict[str, Any]:
+        return await self._reads.inspect(node, container_id)
 
-        configs = {n.name: n for n in inventory.nodes}
-
-        def make(node: str) -> Any:
-            if node not in configs:
-                raise EngineError(node, "engine", not_local(node, self.reader.url))
-            return EngineClient(configs[node])
-
-        return make
+    async def follow_logs(self, node: str, container_id: str, on_chunk: ChunkFn, *, tail: int = 200,
+                          follow: bool = True) -> None:
+        await self._reads.follow_logs(node, container_id, on_chunk, tail=tail, follow=follow)

@@ -9,11 +9,9 @@ opens an Engine API connection of its own.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 from console.fleet.model import FleetSnapshot
@@ -116,36 +114,3 @@ class SessionFeed:
     async def follow_logs(self, node: str, container_id: str, on_chunk: ChunkFn, *, tail: int = 200,
                           follow: bool = True) -> None:
         await self._hub.feed.follow_logs(node, container_id, on_chunk, tail=tail, follow=follow)
-
-    def engine(self, node: str) -> FeedClient:
-        """What BerthApp's detail and logs screens call a node's client: here, the shared feed's reads."""
-        return FeedClient(self, node)
-
-
-class FeedClient:
-    """The two calls the console's detail screens make on an engine client, answered by the feed."""
-
-    def __init__(self, feed: SessionFeed, node: str) -> None:
-        self.feed = feed
-        self.node = node
-
-    async def inspect(self, container_id: str) -> dict[str, Any]:
-        return await self.feed.inspect(self.node, container_id)
-
-    async def log_chunks(self, container_id: str, tail: int = 200, follow: bool = True) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-        def on_chunk(chunk: bytes) -> None:  # may run on the feed's I/O thread
-            loop.call_soon_threadsafe(queue.put_nowait, chunk)
-
-        task = asyncio.ensure_future(self.feed.follow_logs(self.node, container_id, on_chunk, tail=tail,
-                                                           follow=follow))
-        task.add_done_callback(lambda _: queue.put_nowait(None))
-        try:
-            while (chunk := await queue.get()) is not None:
-                yield chunk
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        finally:
-            task.cancel()

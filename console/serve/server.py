@@ -21,8 +21,9 @@ from console.actions.interrupt import Interrupt
 from console.actions.journal import Journal
 from console.actions.types import Plan, Result
 from console.config import Inventory
+from console.engine.reads import IOLoop
 from console.identity import Identity
-from console.local import IOLoop, LocalActions, LocalFeed
+from console.local import LocalActions, LocalFeed
 from console.ports import ProgressFn
 from console.serve.hub import FeedHub
 from console.serve.session import Output, Session, TerminalInfo
@@ -33,29 +34,16 @@ PUBLISH_INTERVAL = 1.0  # snapshots a second to every console (the issue's 1 Hz)
 
 
 class ServedActions(LocalActions):
-    """LocalActions whose audit log the console's audit pane reads (the demo's own, when serving it), and
-    whose running actions the server counts, so a stop lets them reach a safe point first."""
+    """LocalActions whose running actions the server counts, so a stop lets them reach a safe point first."""
 
     def __init__(self, actions: Actions, identity: Identity, io: IOLoop, server: Server) -> None:
         super().__init__(actions, identity, io)
         self.server = server
 
-    @property
-    def audit(self) -> AuditLog:
-        return self.actions.audit
-
-    async def execute(self, plan: Plan, progress: ProgressFn | None = None,
-                      interrupt: Interrupt | None = None) -> Result:
-        token = interrupt or Interrupt()  # its own: a stop of the server reaches it, one console's does not
-        with self.server.running_action(token):
-            return await super().execute(plan, progress, interrupt=token)
-
-
-class ViewerActions(ServedActions):
-    """A viewer's port: unfinished migrations are offered to operators only, so a viewer's console has
-    nothing to offer on start (``Actions`` would refuse finishing or rolling back anyway)."""
-
-    unfinished = None  # type: ignore[assignment]  # BerthApp offers recovery only when this is callable
+    async def _execute(self, plan: Plan, progress: ProgressFn | None, interrupt: Interrupt) -> Result:
+        # its own token: a stop of the server reaches it, one console's cancel reaches only it
+        with self.server.running_action(interrupt):
+            return await super()._execute(plan, progress, interrupt)
 
 
 class Server:
@@ -117,8 +105,7 @@ class Server:
 
     def port(self, who: Identity) -> LocalActions:
         """The actions as ``who``: every intent is checked and audited as them by Actions."""
-        cls = ServedActions if self.may_act(who) else ViewerActions
-        return cls(self.actions, who, self.io, self)
+        return ServedActions(self.actions, who, self.io, self)
 
     def console(self, who: Identity, output: Output, terminal: TerminalInfo,
                 on_end: Callable[[Session], None] | None = None) -> Session:
@@ -129,8 +116,7 @@ class Server:
         def make_app() -> Any:
             from console.ui.app import BerthApp
 
-            app = BerthApp(feed=view, inventory=self.inventory, actions=self.port(who), read_only=read_only,
-                           engine=view.engine)
+            app = BerthApp(feed=view, inventory=self.inventory, actions=self.port(who), read_only=read_only)
             app.collector.active = False  # gc.freeze is the process's: the server settles once, not per session
             view.subscribe(app.deliver)
             return app

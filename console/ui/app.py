@@ -1,9 +1,12 @@
-"""BerthApp: the console. Snapshots in (from the fleet thread), intents out (to console.actions).
+"""BerthApp: the console. Snapshots in, intents out, through the two ports of console.ports.
 
-`run_app(args)` is what `berth` runs: resolve the inventory (a ConfigError is one
-line on stderr and exit 2, before Textual starts), start the fleet thread, run
-the app, stop the thread. Tests build `BerthApp(feed=None, ...)` and push
-snapshots with `apply_snapshot` or `post_message(SnapshotArrived(snap))`.
+The app sees the core only as a ``FleetFeed`` (snapshots, inspect, logs) and an
+``ActionsPort`` (plan, start, rank, recover; each intent carries the port's identity):
+``console.local`` implements them in this process, a remote viewer over a connection.
+`run_app(args)` is what `berth` runs: resolve the inventory (a ConfigError is one line
+on stderr and exit 2, before Textual starts), start the feed, run the app, stop the feed.
+Tests build `BerthApp(feed=None, ...)` and push snapshots with `apply_snapshot` or
+`post_message(SnapshotArrived(snap))`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,17 +29,18 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
 
 from console.actions.redact import mask_text
+from console.actions.types import ActionError
 from console.config import AlertThresholds, ConfigError, Inventory
 from console.fmt import printable
 from console.fleet.alerts import Alert, derive_alerts
 from console.fleet.model import ContainerSnapshot, FleetSnapshot, NodeSnapshot, TenantSnapshot
-from console.fleet.poller import Refresh
+from console.ports import ActionsPort, FleetFeed
 from console.ui import commandline, operations, registry, themes
 from console.ui.cells import Context
 from console.ui.collector import Collector
 from console.ui.inflight import InFlightMixin
-from console.ui.io import EngineIO
 from console.ui.markup import escape
+from console.ui.messages import Activity, NeedSnapshot, OpenDetail, RunCommandLine
 from console.ui.screens.alerts import AlertsScreen
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.detail import DetailScreen
@@ -83,29 +87,25 @@ def describe(target: Any) -> str:
     return str(target)
 
 
-def _default_engine(inventory: Inventory) -> Callable[[str], Any]:
-    from console.engine.client import EngineClient
-
-    configs = {n.name: n for n in inventory.nodes}
-    return lambda node: EngineClient(configs[node])
-
-
 class BerthApp(InFlightMixin, App[int]):
     TITLE = "berth"
     CSS_PATH = str(themes.css_path())
     BINDINGS = registry.bindings()
     COMMAND_PALETTE_BINDING = "ctrl+p"
 
-    def __init__(self, feed: Any = None, inventory: Inventory | None = None, *, read_only: bool = False,
-                 theme: str | None = None, noc: bool = False, actions: Any = None,
-                 clock: Callable[[], float] = time.time, engine: Callable[[str], Any] | None = None,
-                 rotate_every: float = NOC_ROTATE_SECONDS, demo_state: Path | None = None) -> None:
-        """``demo_state``: the demo's private state directory (audit log, journals), apart from the real one."""
+    def __init__(self, feed: FleetFeed | None = None, inventory: Inventory | None = None, *,
+                 read_only: bool = False, theme: str | None = None, noc: bool = False,
+                 actions: ActionsPort | None = None, actions_unavailable: str = "actions unavailable (no inventory)",
+                 clock: Callable[[], float] = time.time, rotate_every: float = NOC_ROTATE_SECONDS) -> None:
+        """``inventory`` gives the alert thresholds; ``actions`` None: every action key answers
+        ``actions_unavailable``. A port that refuses everything (a viewer) makes the console read-only."""
         super().__init__()
         self.feed = feed
         self.inventory = inventory
         self.noc = noc
-        self.read_only = read_only or noc
+        self.actions = actions
+        self.actions_unavailable = actions_unavailable
+        self.read_only = read_only or noc or (actions is not None and actions.read_only)
         self.clock = clock
         self.rotate_every = rotate_every
         self.thresholds: AlertThresholds = inventory.alerts if inventory is not None else AlertThresholds()
@@ -121,13 +121,6 @@ class BerthApp(InFlightMixin, App[int]):
         self.warmed = False  # a complete round was seen: "warming up" is not shown again
         self.monotonic: Callable[[], float] = time.monotonic
         self._init_flights()  # actions in flight: quitting asks first (console/ui/inflight.py)
-        if actions is not None:
-            self.ops = operations.wrap(actions)
-        else:
-            self.ops = operations.load(inventory, self.read_only, demo_state)
-        if engine is None and feed is not None and inventory is not None:
-            engine = _default_engine(inventory)
-        self.engine_io = EngineIO(engine)
         for t in themes.load_themes().values():
             self.register_theme(t)
         self.theme = self.resolve_theme(theme or ("noc" if noc else themes.DEFAULT_THEME))
@@ -156,26 +149,26 @@ class BerthApp(InFlightMixin, App[int]):
         self.call_after_refresh(self.collector.settle)
         self._accepting = True
         if self.feed is not None:
-            if getattr(self.feed, "is_started", False):
-                # started before the app (run_app does, so the nodes connect while Textual starts):
-                # what it published meanwhile is its latest snapshot
-                latest = getattr(self.feed, "latest", None)
+            if self.feed.is_started:
+                # started before the app (run_app does, so the nodes connect while Textual starts;
+                # a server's feed runs for every session): what it published meanwhile is its latest
+                latest = self.feed.latest
                 if latest is not None:
                     self.apply_snapshot(latest)
             else:
                 self._start_feed()
         self.set_interval(1.0, self._tick)
-        if callable(getattr(self.ops.actions, "unfinished", None)):
+        if self.actions is not None and self.actions.identity.may_act:  # a viewer is offered no recovery
             self._find_unfinished(on_start=True)
         if self.noc and self.rotate_every > 0:
             self.set_interval(self.rotate_every, self.rotate)
 
     @work(thread=True, group="feed")
     def _start_feed(self) -> None:
-        self.feed.start()
+        if self.feed is not None:
+            self.feed.start()
 
     def on_unmount(self) -> None:
-        self.engine_io.close()
         self.collector.uninstall()
 
     def deliver(self, snapshot: FleetSnapshot) -> None:
@@ -249,15 +242,15 @@ class BerthApp(InFlightMixin, App[int]):
         """Apply one snapshot to every view in one batch: one repaint per snapshot."""
         self.snapshot = snap
         self.warmed = self.warmed or snap.complete
-        if not self.fleet.is_mounted:
-            return
+        if not self.fleet.is_mounted or self.return_code is not None:
+            return  # not drawn yet, or quitting: the screens are being taken down under us
         ctx = self.context()
         self.alerts = derive_alerts(snap, self.thresholds, ctx.now)
         with self.batch_update():
             self.fleet.apply(snap, self.alerts, ctx, mode=self.mode_text(), stale_after=self.thresholds.stale_after)
             screen = self.screen
             if screen is not self.fleet and isinstance(screen, DetailScreen):
-                screen.apply(snap, ctx)
+                screen.apply(snap, ctx, self.mode_text())
         if snap.complete and self.collector.settles < self.collector.max_settles:
             self.call_after_refresh(self.collector.settle)  # the fleet is known: freeze its state
         self._report_focus()
@@ -265,8 +258,7 @@ class BerthApp(InFlightMixin, App[int]):
     def _report_focus(self) -> None:
         """Tell the poller which containers are on screen: they keep the full sample rate however
         idle (idle ones elsewhere drop to the node's stats_idle_interval)."""
-        focus = getattr(self.feed, "focus", None)
-        if focus is None:
+        if self.feed is None:
             return
         ids: set[str] = set()
         screen = self.screen
@@ -278,7 +270,7 @@ class BerthApp(InFlightMixin, App[int]):
                 ids.update(c.id for c in pane.table.visible_rows() if isinstance(c, ContainerSnapshot))
         if ids != self._focus:
             self._focus = ids
-            focus(frozenset(ids))
+            self.feed.focus(frozenset(ids))
 
     def _tick(self) -> None:
         """Ages move even when no snapshot arrives; a stalled feed must look stale, not live."""
@@ -431,7 +423,7 @@ class BerthApp(InFlightMixin, App[int]):
             self.apply_snapshot(self.snapshot)
 
     def action_show_audit(self) -> None:
-        self.push_screen(AuditScreen(self.ops))
+        self.push_screen(AuditScreen(self.actions, self.actions_unavailable))
 
     def action_logs(self) -> None:
         target = self.current_target("container")
@@ -441,10 +433,25 @@ class BerthApp(InFlightMixin, App[int]):
         tty = False
         if isinstance(self.screen, DetailScreen) and self.screen.inspect_doc:
             tty = bool((self.screen.inspect_doc.get("Config") or {}).get("Tty"))
-        self.push_screen(LogsScreen(target, self.crumb_for(target), tty=tty))
+        self.push_screen(LogsScreen(target, self.crumb_for(target), self.feed, tty=tty))
+
+    # -- what screens ask (console/ui/messages.py) ---------------------------------------
+
+    def on_need_snapshot(self, message: NeedSnapshot) -> None:
+        if self.snapshot is not None:
+            self.apply_snapshot(self.snapshot)
+
+    def on_activity(self, message: Activity) -> None:
+        self.activity(message.text, error=message.error, ok=message.ok)
+
+    def on_open_detail(self, message: OpenDetail) -> None:
+        self.open_detail(message.container)
+
+    def on_run_command_line(self, message: RunCommandLine) -> None:
+        self.run_command_line(message.line)
 
     def open_detail(self, container: ContainerSnapshot) -> None:
-        self.push_screen(DetailScreen(container, self.crumb_for(container)))
+        self.push_screen(DetailScreen(container, self.crumb_for(container), self.feed))
 
     def crumb_for(self, container: ContainerSnapshot) -> str:
         return self.fleet.breadcrumb() or "Containers"
@@ -509,16 +516,17 @@ class BerthApp(InFlightMixin, App[int]):
     # -- unfinished migrations ---------------------------------------------------------------
 
     def action_recover(self) -> None:
-        if not callable(getattr(self.ops.actions, "unfinished", None)):
-            self.activity(f"recover: {self.ops.unavailable or 'actions cannot list unfinished migrations'}",
-                          error=True)
+        if self.actions is None:
+            self.activity(f"recover: {self.actions_unavailable}", error=True)
             return
         self._find_unfinished(on_start=False)
 
     @work(thread=True, group="recovery", exclusive=True)
     def _find_unfinished(self, on_start: bool) -> None:
         """Read the journal off the UI thread; on start, say nothing when there is nothing."""
-        records, errors = self.ops.actions.unfinished()
+        if self.actions is None:
+            return
+        records, errors = self.actions.unfinished()
         if records or errors or not on_start:
             self.call_from_thread(self._offer_recovery, records, errors)
 
@@ -537,12 +545,13 @@ class BerthApp(InFlightMixin, App[int]):
 
     @work(group="actions")
     async def run_recovery_flow(self, audit_id: str, mode: str) -> None:
-        actions = self.ops.actions
-        errors = self.ops.errors or (Exception,)
+        actions = self.actions
+        if actions is None:
+            return
         verb = "finish" if mode == "finish" else "roll back"
         try:
-            plan = await self.engine_io.run(actions.plan("recover", audit_id, mode=mode))
-        except errors as exc:
+            plan = await actions.plan("recover", audit_id, mode=mode)
+        except ActionError as exc:
             self.activity(f"recover {audit_id} refused: {exc}", error=True)
             return
         ok = await self.push_screen_wait(ConfirmScreen(f"{verb.capitalize()} migration {audit_id}?",
@@ -556,7 +565,7 @@ class BerthApp(InFlightMixin, App[int]):
             result = await self.run_tracked(label, plan, lambda p: self.post_message(ActionProgress(label, p)))
             if result is None:
                 return
-        except errors as exc:
+        except ActionError as exc:
             self.activity(f"{label} failed: {exc}", error=True)
             return
         finally:
@@ -601,21 +610,22 @@ class BerthApp(InFlightMixin, App[int]):
             mode = "NOC mode" if self.noc else "read-only mode"
             self.activity(f"{verb} {label} refused: {mode}, no mutating action is allowed", error=True)
             return
-        if self.ops.actions is None:
-            self.activity(f"{verb} {label}: {self.ops.unavailable}", error=True)
+        if self.actions is None:
+            self.activity(f"{verb} {label}: {self.actions_unavailable}", error=True)
             return
         self.run_action_flow(command, verb, target)
 
     @work(group="actions")
     async def run_action_flow(self, command: str, verb: str, target: Any) -> None:
-        actions = self.ops.actions
+        actions = self.actions
+        if actions is None:
+            return
         label = describe(target)
         where = operations.target_for(target)
-        errors = self.ops.errors or (Exception,)
         try:
             if command == "migrate":
                 self.activity(f"migrate {label}: ranking target nodes…")
-                ranked = await self.engine_io.run(actions.rank_targets(where))
+                ranked = await actions.rank_targets(where)
                 if not ranked:
                     self.activity(f"migrate {label}: no node can take it", error=True)
                     return
@@ -624,15 +634,15 @@ class BerthApp(InFlightMixin, App[int]):
                 if dest is None:
                     self.activity(f"migrate {label} cancelled")
                     return
-                plan = await self.engine_io.run(actions.plan("migrate", where, to=dest))
+                plan = await actions.plan("migrate", where, to=dest)
             elif command == "finalize":  # remove the stopped source a migration kept (CLI: --finalize)
-                plan = await self.engine_io.run(actions.plan("migrate", where, finalize=True))
+                plan = await actions.plan("migrate", where, finalize=True)
             else:
-                plan = await self.engine_io.run(actions.plan(verb, where))
-        except errors as exc:
+                plan = await actions.plan(verb, where)
+        except ActionError as exc:
             self.activity(f"{verb} {label} refused: {exc}", error=True)
             return
-        summary = list(getattr(plan, "summary", ()))
+        summary = list(plan.summary)
         # The plan's summary states what it acts on (container, node, tenant, effect): add ours only
         # when it names nothing, or the target is shown twice (cordon: "node sim-01" and "node: sim-01").
         names_target = any(line.startswith(("container:", "node:")) for line in summary)
@@ -656,41 +666,41 @@ class BerthApp(InFlightMixin, App[int]):
             result = await self.run_tracked(progress_label, plan, progress)
             if result is None:  # left for `berth recover` on the way out
                 return
-        except errors as exc:
+        except ActionError as exc:
             self.activity(f"{verb} {label} failed: {exc}", error=True)
             return
         finally:
             self._running_actions.discard(progress_label)
             # done, failed or rolled back: what the object looks like now, not at the next poll
-            self.refresh_after(command, target, getattr(plan, "params", {}) or {})
-        message = getattr(result, "message", "") or "done"
+            self.refresh_after(command, target, plan.params)
+        message = result.message or "done"
         extra = []
-        if getattr(result, "downtime", None) is not None and "downtime" not in message:
+        if result.downtime is not None and "downtime" not in message:
             extra.append(f"downtime {result.downtime:.1f}s")  # once: the message may already say it
-        if getattr(result, "audit_id", None):
+        if result.audit_id:
             extra.append(f"audit {result.audit_id}")
         suffix = f" ({', '.join(extra)})" if extra else ""
-        if getattr(result, "ok", False):
+        if result.ok:
             self.activity(f"✔ {verb} {label}: {message}{suffix}", ok=True)
         else:
             self.activity(f"✖ {verb} {label}: {message}{suffix}", error=True)
 
-    def refresh_after(self, command: str, target: Any, params: Any) -> None:
-        """Ask the poller to re-read what an action touched, now (see console.fleet.poller.Refresh)."""
-        refresh = getattr(self.feed, "refresh", None)
-        if refresh is None:
+    def refresh_after(self, command: str, target: Any, params: Mapping[str, Any]) -> None:
+        """Ask the poller to re-read what an action touched, now (FleetFeed.refresh)."""
+        if self.feed is None:
             return
+        requests: list[tuple[str, str | None]]
         if isinstance(target, ContainerSnapshot):
-            requests = [Refresh(target.node, target.id)]
-            dest = params.get("to") if hasattr(params, "get") else None
+            requests = [(target.node, target.id)]
+            dest = params.get("to")
             if isinstance(dest, str) and dest != target.node:
-                requests.append(Refresh(dest))
+                requests.append((dest, None))
         elif isinstance(target, NodeSnapshot) and command != "drain":
-            requests = [Refresh(target.name)]
+            requests = [(target.name, None)]
         else:  # drain and recover move containers between nodes: re-read them all
-            requests = [Refresh(n.name) for n in (self.snapshot.nodes if self.snapshot is not None else ())]
-        for r in requests:
-            refresh(r.node, r.container_id)
+            requests = [(n.name, None) for n in (self.snapshot.nodes if self.snapshot is not None else ())]
+        for node, container_id in requests:
+            self.feed.refresh(node, container_id)
 
     def _target_lines(self, target: Any) -> list[str]:
         if isinstance(target, ContainerSnapshot):
@@ -752,21 +762,35 @@ def _start_demo() -> Demo | str:
 
 
 def connect_app(args: argparse.Namespace, inventory: Inventory, demo_state: Path | None = None) -> BerthApp:
-    """The console for ``inventory`` with its fleet thread wired in (not started); ValueError for a bad theme."""
-    from console.fleet.runner import FleetThread
+    """The console for ``inventory`` on this process's own ports (console.local), the feed subscribed
+    but not started; ValueError for a bad theme. ``demo_state``: the demo's private state directory."""
+    from console import identity, local
 
-    app = BerthApp(feed=None, inventory=inventory, read_only=bool(getattr(args, "read_only", False)),
-                   theme=getattr(args, "theme", None), noc=bool(getattr(args, "noc", False)), demo_state=demo_state)
+    read_only = bool(getattr(args, "read_only", False)) or bool(getattr(args, "noc", False))
+    feed: FleetFeed
     if getattr(args, "prometheus", None):  # the fleet from PromQL; actions still only to local nodes
         from console.metrics.cli import reader_from
         from console.metrics.feed import PromFeed
 
-        feed = PromFeed(reader_from(args), inventory, app.deliver)
-        app.feed = feed
-        app.engine_io.factory = app.engine_io.factory or feed.engine_factory(inventory)
-        return app
-    app.feed = FleetThread(inventory, app.deliver)
-    app.engine_io.factory = app.engine_io.factory or _default_engine(inventory)
+        feed = PromFeed(reader_from(args), inventory)
+        io = feed.io
+    else:
+        feed = local.LocalFeed(inventory)
+        io = feed.io
+    actions: ActionsPort | None = None
+    unavailable = "actions unavailable"
+    try:
+        actions = local.local_actions(inventory, identity.local(), io, read_only=read_only, demo_state=demo_state)
+    except Exception as exc:  # a broken actions setup must not take the console down
+        log.exception("console.actions failed to start")
+        unavailable = f"actions unavailable ({type(exc).__name__}: {exc})"
+    try:
+        app = BerthApp(feed=feed, inventory=inventory, read_only=read_only, theme=getattr(args, "theme", None),
+                       noc=bool(getattr(args, "noc", False)), actions=actions, actions_unavailable=unavailable)
+    except ValueError:
+        feed.stop()
+        raise
+    feed.subscribe(app.deliver)
     return app
 
 
@@ -794,6 +818,7 @@ def run_app(args: argparse.Namespace) -> int:
             print(f"berth: {exc}", file=sys.stderr)
             return 2
         feed = app.feed
+        assert feed is not None
         feed.start()  # the nodes connect while Textual starts up; on_mount takes what arrived
         # A closed terminal (SIGHUP) or a kill (SIGTERM) must still run the closers below,
         # or the demo's simulated nodes and their temp dir outlive us.

@@ -1,8 +1,8 @@
 """Actions in flight in the console, and every way of quitting while one runs.
 
-An action runs on the I/O loop (console/ui/io.py) with an interrupt of its own
-(console/actions/interrupt.py). Quitting with one in flight (q, ctrl+q, :q, and ctrl+c, which
-otherwise only says how to quit) asks first
+An action runs as a Flight of the actions port (console.ports; in this process, on the I/O
+loop of console.local with an interrupt of its own, console/actions/interrupt.py). Quitting with
+one in flight (q, ctrl+q, :q, and ctrl+c, which otherwise only says how to quit) asks first
 (screens/inflight.py): wait for it, cancel it at its next safe point, or leave it for
 `berth recover`; Berth quits once nothing is in flight. X cancels without quitting. SIGTERM
 and SIGHUP cannot ask anyone: they cancel at the next safe point, then quit.
@@ -11,46 +11,29 @@ and SIGHUP cannot ask anyone: they cancel at the next safe point, then quit.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from console.ui.io import Running
+from console.actions.types import Plan, Progress, Result
+from console.ports import Flight
 from console.ui.screens.inflight import InFlightScreen
 
 _ids = itertools.count(1)
 
 
-def _new_interrupt() -> Any | None:
-    try:
-        from console.actions.interrupt import Interrupt
-    except ImportError:
-        return None
-    return Interrupt()
-
-
-def execute_call(actions: Any, plan: Any, progress: Callable[[Any], None], interrupt: Any | None
-                 ) -> Coroutine[Any, Any, Any]:
-    """``actions.execute`` with this flight's interrupt, where that execute takes one."""
-    if interrupt is not None and "interrupt" in inspect.signature(actions.execute).parameters:
-        return actions.execute(plan, progress=progress, interrupt=interrupt)  # type: ignore[no-any-return]
-    return actions.execute(plan, progress=progress)  # type: ignore[no-any-return]
-
-
 @dataclass
-class Flight:
+class Tracked:
     label: str
-    running: Running[Any]
-    interrupt: Any | None
+    flight: Flight
 
 
 class InFlightMixin:
-    """Mixed into BerthApp (which provides exit, push_screen, screen, activity, engine_io, ops)."""
+    """Mixed into BerthApp (which provides exit, push_screen, screen, activity, actions)."""
 
-    _flights: dict[int, Flight]
+    _flights: dict[int, Tracked]
     _quit_code: int | None = None  # set: quit once nothing is in flight
 
     def _init_flights(self) -> None:
@@ -61,17 +44,16 @@ class InFlightMixin:
     def in_flight(self) -> list[str]:
         return [f.label for f in self._flights.values()]
 
-    async def run_tracked(self, label: str, plan: Any, progress: Callable[[Any], None]) -> Any | None:
+    async def run_tracked(self, label: str, plan: Plan, progress: Callable[[Progress], object]) -> Result | None:
         """Execute ``plan`` as a flight; None when it was left for recover (stopped at once)."""
-        token = _new_interrupt()
         app: Any = self
-        running = app.engine_io.start(execute_call(app.ops.actions, plan, progress, token))
+        flight: Flight = app.actions.start(plan, progress)
         key = next(_ids)
-        self._flights[key] = Flight(label, running, token)
+        self._flights[key] = Tracked(label, flight)
         try:
-            return await running.result()
+            return await flight.result()
         except asyncio.CancelledError:
-            if not running.stopped:
+            if not flight.abandoned:
                 raise
             return None
         finally:
@@ -80,13 +62,13 @@ class InFlightMixin:
                 app.exit(self._quit_code)
 
     def _reason(self) -> str:
-        who = getattr(getattr(getattr(self, "ops", None), "actions", None), "user", None)
+        app: Any = self
+        who = app.actions.identity.user if app.actions is not None else None
         return f"cancelled in the console{f' by {who}' if who else ''}"
 
     def _cancel_all(self, reason: str) -> None:
         for f in self._flights.values():
-            if f.interrupt is not None:
-                f.interrupt.request(reason)
+            f.flight.cancel(reason)
 
     def request_quit(self, code: int = 0) -> None:
         """Every quit path: at once when nothing is in flight, else ask what to do with it."""
@@ -122,7 +104,7 @@ class InFlightMixin:
             app.activity(f"cancelling {names} at its next safe point, then quitting")
         elif choice == "leave":
             for f in self._flights.values():
-                f.running.stop()
+                f.flight.abandon()
             app.activity(f"leaving {names} for `berth recover`; quitting")
 
     def action_cancel_actions(self) -> None:

@@ -20,7 +20,8 @@ from console.actions import Actions, AuditLog, ReadOnlyError
 from console.config import Inventory
 from console.engine.client import EngineClient
 from console.identity import Identity
-from console.local import IOLoop, LocalActions, LocalFeed
+from console.engine.reads import IOLoop
+from console.local import LocalActions, LocalFeed
 from console.ports import ActionsPort, FleetFeed
 
 pytestmark = pytest.mark.lab

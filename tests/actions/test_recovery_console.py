@@ -10,6 +10,9 @@ from action_helpers import dk, names
 from crashkit import N1, N2, killed_at
 from dockerlab import Lab
 
+from console import identity
+from console.engine.reads import IOLoop
+from console.local import LocalActions
 from console.actions import Actions
 from console.actions.journal import MigrationRecord
 from console.config import resolve_inventory
@@ -41,11 +44,16 @@ async def _until(pilot: object, condition: object, what: str, timeout: float = 6
         await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
+def _port(actions: Actions) -> LocalActions:
+    """The console's view of these actions: the local port, as the operator at this terminal."""
+    return LocalActions(actions, identity.local(), IOLoop())
+
+
 async def test_console_offers_recovery_on_start_and_again_on_R(tmp_path: Path) -> None:
     # Given an unfinished migration in the journal
     actions = Actions(resolve_inventory(str(_offline_inventory(tmp_path))))
     rec = _journaled(actions)
-    app = BerthApp(feed=None, inventory=actions.inventory, actions=actions)
+    app = BerthApp(feed=None, inventory=actions.inventory, actions=_port(actions))
     async with app.run_test(size=(120, 30)) as pilot:
         # When the console starts, then it shows the migration with its ways out
         await _until(pilot, lambda: isinstance(app.screen, RecoveryScreen), "the recovery dialog")
@@ -67,7 +75,7 @@ async def test_console_offers_recovery_on_start_and_again_on_R(tmp_path: Path) -
 
 async def test_console_without_unfinished_migrations_starts_on_the_fleet_and_help_lists_R(tmp_path: Path) -> None:
     actions = Actions(resolve_inventory(str(_offline_inventory(tmp_path))))
-    app = BerthApp(feed=None, inventory=actions.inventory, actions=actions)
+    app = BerthApp(feed=None, inventory=actions.inventory, actions=_port(actions))
     async with app.run_test(size=(120, 30)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
@@ -79,7 +87,7 @@ async def test_console_without_unfinished_migrations_starts_on_the_fleet_and_hel
 async def test_read_only_console_shows_them_but_refuses_to_act(tmp_path: Path) -> None:
     actions = Actions(resolve_inventory(str(_offline_inventory(tmp_path))), read_only=True)
     _journaled(actions)
-    app = BerthApp(feed=None, inventory=actions.inventory, actions=actions, read_only=True)
+    app = BerthApp(feed=None, inventory=actions.inventory, actions=_port(actions), read_only=True)
     async with app.run_test(size=(120, 30)) as pilot:
         await _until(pilot, lambda: isinstance(app.screen, RecoveryScreen), "the recovery dialog")
         await pilot.press("f")
@@ -93,7 +101,7 @@ async def test_console_rolls_back_a_migration_a_killed_berth_left(lab: Lab, tmp_
     inv, state, journal, _ = killed_at(lab, tmp_path, "switch:source-stopped")
     actions = Actions(resolve_inventory(str(inv)))
     assert actions.journal.dir == state / "berth" / "migrations"
-    app = BerthApp(feed=None, inventory=actions.inventory, actions=actions)
+    app = BerthApp(feed=None, inventory=actions.inventory, actions=_port(actions))
     async with app.run_test(size=(120, 30)) as pilot:
         # When the console starts and the operator picks roll back and confirms the plan
         await _until(pilot, lambda: isinstance(app.screen, RecoveryScreen), "the recovery dialog")

@@ -63,7 +63,7 @@ async def test_a_demo_restart_is_audited_in_the_demos_own_place(tmp_path: Path,
             await pilot.pause()
             # the real unfinished migration is not offered in the demo
             assert not isinstance(app.screen, RecoveryScreen)
-            assert app.ops.actions.unfinished() == ([], [])
+            assert app.actions.unfinished() == ([], [])
             await _until(pilot, lambda: app.snapshot is not None and any(
                 c.state == "running" and c.node == "sim-01" for c in app.snapshot.containers), "the demo fleet")
             target = next(c for c in app.snapshot.containers if c.state == "running" and c.node == "sim-01")
@@ -82,7 +82,7 @@ async def test_a_demo_restart_is_audited_in_the_demos_own_place(tmp_path: Path,
             raw = (demo.state / "audit.jsonl").read_text().splitlines()
             assert len(raw) == 2 and all('"demo":true' in line for line in raw)
             # and the console's audit view shows that log, not the real one
-            assert [e["id"] for e in app.ops.audit_log().read()] == [entry["id"]]
+            assert [e["id"] for e in app.actions.audit_entries(100)] == [entry["id"]]
     finally:
         app.feed.stop()
         demo.close()

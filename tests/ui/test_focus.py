@@ -5,25 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 import fleetdata
-from uifakes import make_app
+from uifakes import FakeFeed, make_app
 
 from console.ui.screens.detail import DetailScreen
 
 
-class RecordingFeed:
-    """The part of FleetThread the app calls for focus; start/stop do nothing (no poller here)."""
+class RecordingFeed(FakeFeed):
+    """A feed that records what the app reports as on screen (no poller here)."""
 
-    def __init__(self) -> None:
-        self.calls: list[frozenset[str]] = []
-
-    def start(self) -> None:
-        pass
-
-    def stop(self, timeout: float = 5.0) -> None:
-        pass
-
-    def focus(self, ids: frozenset[str]) -> None:
-        self.calls.append(ids)
+    @property
+    def calls(self) -> list[frozenset[str]]:
+        return self.focused
 
 
 async def test_the_containers_on_screen_and_the_one_in_detail_are_reported_as_focus() -> None:

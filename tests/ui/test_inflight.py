@@ -51,7 +51,7 @@ async def _until(pilot: Any, condition: Any, what: str, timeout: float = 60.0) -
 
 
 def _audit(app: Any) -> dict[str, dict[str, Any]]:
-    return {e["id"]: e for e in AuditLog(app.ops.actions.audit.path).read()}
+    return {e["id"]: e for e in AuditLog(app.actions.actions.audit.path).read()}
 
 
 def _nodes(fleet: SimFleet) -> dict[str, dict[str, str]]:
@@ -72,7 +72,7 @@ async def _migration_in_flight(app: Any, pilot: Any, fleet: SimFleet) -> tuple[A
     await _until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
     await pilot.pause()
     await pilot.click("#confirm")
-    journal = Journal(app.ops.actions.journal.dir)
+    journal = Journal(app.actions.actions.journal.dir)
     await _until(pilot, lambda: any(r.phase == "pre-copy" and r.created.get("container")
                                     for r in journal.entries()[0]), "the migration held in pre-copy")
     [record] = journal.entries()[0]
@@ -132,7 +132,7 @@ async def test_q_then_cancel_rolls_the_migration_back_and_quits(fleet: SimFleet)
         entry = _audit(app)[audit_id]
         assert entry["ok"] is False and entry["status"] == "interrupted"
         assert "cancelled in the console" in entry["details"]["interrupted"] and "rolled back" in entry["error"]
-        assert Journal(app.ops.actions.journal.dir).entries() == ([], [])
+        assert Journal(app.actions.actions.journal.dir).entries() == ([], [])
         # and the container runs where it was, alone, with no lock left
         names = _nodes(fleet)
         assert names["sim-01"].get(target.name) == "running"
@@ -176,7 +176,7 @@ async def test_q_then_leave_keeps_the_journal_for_recover_and_closes_the_audit(f
             await pilot.click("#inflight-leave")
             await _until(pilot, lambda: app.return_code is not None, "the console to quit")
         # Then the journal stays, saying no one runs it, and recover offers it
-        actions = app.ops.actions
+        actions = app.actions.actions
         records, errors = actions.unfinished()
         assert [r.audit_id for r in records] == [audit_id] and not errors
         assert records[0].running is False and "left for recover" in records[0].outcome
@@ -225,7 +225,7 @@ async def test_a_drain_cancelled_midway_keeps_moved_ones_moved_and_the_rest_on_t
             await pilot.pause()
             await pilot.press(*"sim-01", "enter")
             # When its first migration is let through and the second is in flight
-            journal = Journal(app.ops.actions.journal.dir)
+            journal = Journal(app.actions.actions.journal.dir)
             await _until(pilot, lambda: journal.entries()[0], "the first migration")
             (tmp_path / "release").touch()
 

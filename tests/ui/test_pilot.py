@@ -237,8 +237,7 @@ async def test_read_only_neither_shows_nor_binds_mutating_keys(fake_actions: Fak
 
 
 async def test_actions_unavailable_is_reported_not_raised():
-    app = make_app()
-    app.ops = replace(app.ops, actions=None, unavailable="actions unavailable (test)")
+    app = make_app(actions_unavailable="actions unavailable (test)")
     async with app.run_test(size=NARROW) as pilot:
         await pilot.press("2", "r")
         assert "actions unavailable" in app.last_activity

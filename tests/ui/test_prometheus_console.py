@@ -75,10 +75,11 @@ async def test_the_console_reads_both_shards_from_prometheus_and_refuses_what_it
                 app.run_action_flow("restart", "restart", far)
                 await _until(pilot, lambda: "refused" in app.last_activity, "the refusal")
                 assert f"unknown node '{far.node}'" in app.last_activity and "\n" not in app.last_activity
-                # and its engine reads are refused by name, not attempted
+                # and its engine reads are refused by name, not attempted; a local node's answer
                 with pytest.raises(Exception, match="not in the local inventory"):
-                    app.engine_io.factory(far.node)
-                assert app.engine_io.factory(next(iter(mine))) is not None
+                    await app.feed.inspect(far.node, far.id)
+                near = next(c for c in snap.containers if c.node in mine)
+                assert (await app.feed.inspect(near.node, near.id))["Id"] == near.id
 
                 # When shard 2 is killed, its node turns down and stale, its containers last known, never 0
                 shard2.kill()

@@ -185,7 +185,7 @@ class BrokenLogsEngine(FakeEngine):
 async def test_a_logs_stream_error_is_shown_escaped_and_masked():
     app = make_app(engine=BrokenLogsEngine)
     async with app.run_test(size=(160, 30)) as pilot:
-        app.push_screen(LogsScreen(fleetdata.fleet().containers[0], "Containers"))
+        app.push_screen(LogsScreen(fleetdata.fleet().containers[0], "Containers", app.feed))
         await until(pilot, lambda: "error:" in screen_text(app), "the stream's error in the status line")
         text = screen_text(app)
         assert_safe(text)

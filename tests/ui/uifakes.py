@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import fleetdata  # noqa: E402
 
+from console.identity import Identity  # noqa: E402
 from console.ui.app import BerthApp  # noqa: E402
 
 
@@ -54,14 +55,52 @@ class FakeActions:
         label = getattr(target, "label", target)
         return FakePlan(action, target, params, (f"{action} {label}", "effect: the container restarts"))
 
+    identity: Identity = field(default_factory=lambda: Identity("tester", "operator"))
+    unavailable: str | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def read_only(self) -> bool:
+        return not self.identity.may_act
+
     async def execute(self, plan: FakePlan, progress: Any = None) -> FakeResult:
         if progress is not None:
             progress(FakeProgress(plan.action, "working", 0, 0.1))
         self.executed.append(plan)
         return FakeResult(True, f"{plan.action} done", "20260101T000000-abcd1234", None)
 
+    def start(self, plan: FakePlan, progress: Any = None) -> FakeFlight:
+        return FakeFlight(self.execute(plan, progress))
+
     async def rank_targets(self, target: Any) -> list[tuple[str, str]]:
         return self.ranked
+
+    def unfinished(self) -> tuple[list[Any], list[str]]:
+        return [], []
+
+    def audit_entries(self, limit: int) -> list[dict[str, Any]]:
+        return self.audit[-limit:]
+
+
+class FakeFlight:
+    """A Flight over one awaitable result; cancel is recorded, abandon stops it at once."""
+
+    def __init__(self, coro: Any) -> None:
+        self._coro = coro
+        self.cancelled: str | None = None
+        self.abandoned = False
+
+    def cancel(self, reason: str) -> None:
+        self.cancelled = reason
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+    async def result(self) -> Any:
+        if self.abandoned:
+            self._coro.close()
+            raise asyncio.CancelledError
+        return await self._coro
 
 
 INSPECT_DOC = {
@@ -101,7 +140,50 @@ class FakeEngine:
         await asyncio.sleep(0)
 
 
+class FakeFeed:
+    """A FleetFeed for UI tests: snapshots are pushed by the test; reads go to an engine-like double
+    (``engine(node)`` with ``inspect`` and ``log_chunks``), as the local feed's go to EngineClients."""
+
+    def __init__(self, engine: Any = None) -> None:
+        self.engine = engine
+        self.focused: list[frozenset[str]] = []
+        self.refreshed: list[tuple[str, str | None]] = []
+
+    latest = None
+    is_started = True
+
+    @property
+    def reads(self) -> str | None:
+        return None if self.engine is not None else "no engine connection (test or demo data)"
+
+    def subscribe(self, on_snapshot: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def focus(self, ids: frozenset[str]) -> None:
+        self.focused.append(ids)
+
+    def refresh(self, node: str, container_id: str | None = None) -> None:
+        self.refreshed.append((node, container_id))
+
+    async def inspect(self, node: str, container_id: str) -> dict[str, Any]:
+        return await self.engine(node).inspect(container_id)
+
+    async def follow_logs(self, node: str, container_id: str, on_chunk: Any, *, tail: int = 200,
+                          follow: bool = True) -> None:
+        async for chunk in self.engine(node).log_chunks(container_id, tail=tail, follow=follow):
+            on_chunk(chunk)
+
+
 def make_app(size_hint: str = "", **kwargs: Any) -> BerthApp:
+    """A console on fleetdata; ``engine=`` an engine-like double class answers the detail reads."""
+    if "engine" in kwargs:
+        kwargs["feed"] = FakeFeed(kwargs.pop("engine"))
     kwargs.setdefault("inventory", fleetdata.inventory())
     kwargs.setdefault("clock", lambda: fleetdata.NOW)
     kwargs.setdefault("rotate_every", 0)

@@ -1,4 +1,4 @@
-"""The audit log of actions (console.actions.AuditLog), read in a thread worker."""
+"""The audit log of actions, read through the actions port (ActionsPort.audit_entries) in a thread worker."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from console.actions.redact import mask_text
+from console.ports import ActionsPort
 from console.fmt import printable
 from console.ui.markup import escape
 from console.ui.widgets.footer import StableFooter
@@ -48,9 +49,10 @@ class AuditScreen(Screen[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = []
 
-    def __init__(self, ops: Any) -> None:
+    def __init__(self, actions: ActionsPort | None, unavailable: str = "actions unavailable") -> None:
         super().__init__()
-        self.ops = ops
+        self.actions = actions
+        self.unavailable = unavailable
 
     def compose(self) -> ComposeResult:
         yield Static("Audit log › newest first   [$text-muted]esc back[/]", classes="detail--title")
@@ -62,16 +64,18 @@ class AuditScreen(Screen[None]):
         table = self.query_one(DataTable)
         for col in COLUMNS:
             table.add_column(col, key=col)
-        if self.ops.audit_log is None:
+        if self.actions is None:
             self.query_one("#audit-status", Static).update(
-                f"[$text-muted]audit log unavailable: {escape(self.ops.unavailable or 'console.actions has no AuditLog')}[/]")
+                f"[$text-muted]audit log unavailable: {escape(self.unavailable)}[/]")
             return
         self.load()
 
     @work(thread=True, exclusive=True, group="audit")
     def load(self) -> None:
+        if self.actions is None:
+            return
         try:
-            records = self.ops.audit_log().read(500)
+            records = self.actions.audit_entries(500)
         except Exception as exc:  # shown, not raised
             self.app.call_from_thread(self._show_error, str(exc))
             return

@@ -13,9 +13,11 @@ from textual.widgets import Label, Sparkline, Static
 
 from console import fmt
 from console.fleet.model import ContainerSnapshot, FleetSnapshot
+from console.ports import FleetFeed
 from console.ui.cells import Context, container_state, short_size
 from console.ui.inspect_view import inspect_sections
 from console.ui.markup import escape
+from console.ui.messages import NeedSnapshot
 from console.ui.widgets.footer import StableFooter
 from console.ui.widgets.header import FleetHeader
 
@@ -81,8 +83,9 @@ class DetailScreen(Screen[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = []
 
-    def __init__(self, container: ContainerSnapshot, crumb: str) -> None:
+    def __init__(self, container: ContainerSnapshot, crumb: str, feed: FleetFeed | None = None) -> None:
         super().__init__()
+        self.feed = feed
         self.container = container
         self.container_id = container.id
         self.crumb = crumb
@@ -108,12 +111,10 @@ class DetailScreen(Screen[None]):
         return f"{escape(self.crumb)} › [b]{escape(self.container.name)}[/]   [$text-muted]l logs · esc back[/]"
 
     def on_mount(self) -> None:
-        app = self.app
-        if app.snapshot is not None:  # type: ignore[attr-defined]
-            self.apply(app.snapshot, app.context())  # type: ignore[attr-defined]
+        self.post_message(NeedSnapshot())
         self.load_inspect()
 
-    def apply(self, snap: FleetSnapshot, ctx: Context) -> None:
+    def apply(self, snap: FleetSnapshot, ctx: Context, mode: str = "") -> None:
         found = next((c for c in snap.containers if c.id == self.container_id), None)
         self.gone = found is None
         if found is not None:
@@ -121,8 +122,7 @@ class DetailScreen(Screen[None]):
             if (found.state, found.started_at) != (before.state, before.started_at) and self.is_mounted:
                 self.load_inspect()  # it started, stopped or restarted: the inspect below is of before
         self.query_one("#facts", Static).update(facts_markup(self.container, ctx, self.gone))
-        self.query_one(FleetHeader).show(snap, ctx.now, mode=self.app.mode_text(),  # type: ignore[attr-defined]
-                                         stale_after=ctx.stale_after)
+        self.query_one(FleetHeader).show(snap, ctx.now, mode=mode, stale_after=ctx.stale_after)
         if snap.history is not None:
             cpu = snap.history.cpu(self.container_id)
             mem = snap.history.mem(self.container_id)
@@ -141,14 +141,13 @@ class DetailScreen(Screen[None]):
 
     @work(exclusive=True, group="inspect")
     async def load_inspect(self) -> None:
-        io = self.app.engine_io  # type: ignore[attr-defined]
         box = self.query_one("#inspect", Static)
-        if not io.available:
-            box.update("[$text-muted]inspect: no engine connection (test or demo data)[/]")
+        if self.feed is None or self.feed.reads is not None:
+            why = self.feed.reads if self.feed is not None else "no engine connection (test or demo data)"
+            box.update(f"[$text-muted]inspect: {escape(why or '')}[/]")
             return
-        cid = self.container_id
         try:
-            doc = await io.call(lambda client: client.inspect(cid), self.container.node)
+            doc = await self.feed.inspect(self.container.node, self.container_id)
         except Exception as exc:  # EngineError and friends: shown as state, never raised
             box.update(f"[$alert-critical]inspect failed:[/] {escape(str(exc))}")
             return

@@ -19,6 +19,7 @@ from textual.widgets import Input, Static
 from console.fleet.alerts import Alert
 from console.fleet.model import ContainerSnapshot, FleetSnapshot, NodeSnapshot, TenantSnapshot
 from console.ui.cells import Context
+from console.ui.messages import Activity, NeedSnapshot, OpenDetail, RunCommandLine
 from console.ui.widgets.footer import StableFooter
 from console.ui.widgets.header import AlertStrip, FleetHeader, NocSummary, OneLine
 from console.ui.widgets.pane import Pane, Scope
@@ -80,9 +81,7 @@ class FleetScreen(Screen[None]):
             self.query_one(input_id).display = False
         self.query_one("#activity").display = False
         self._relayout(self.size.width, self.size.height)
-        app = self.app
-        if app.snapshot is not None:  # type: ignore[attr-defined]
-            self.call_after_refresh(app.apply_snapshot, app.snapshot)  # type: ignore[attr-defined]
+        self.post_message(NeedSnapshot())
 
     # -- layout ----------------------------------------------------------------
 
@@ -180,7 +179,7 @@ class FleetScreen(Screen[None]):
         elif isinstance(row, TenantSnapshot):
             self.drill(Scope("tenant", row.name), origin="tenants")
         elif isinstance(row, ContainerSnapshot):
-            self.app.open_detail(row)  # type: ignore[attr-defined]
+            self.post_message(OpenDetail(row))
 
     def on_virtual_table_header_clicked(self, event: VirtualTable.HeaderClicked) -> None:
         event.stop()
@@ -216,7 +215,7 @@ class FleetScreen(Screen[None]):
             return True
         if self.pane.filter_text:
             self.pane.set_filter("")
-            self.app.activity("filter cleared")  # type: ignore[attr-defined]
+            self.post_message(Activity("filter cleared"))
             return True
         return False
 
@@ -252,10 +251,10 @@ class FleetScreen(Screen[None]):
             errors = self.pane.query_errors
             self.close_input(cancel=False)
             if errors:
-                self.app.activity("; ".join(errors), error=True)  # type: ignore[attr-defined]
+                self.post_message(Activity("; ".join(errors), error=True))
         elif event.input.id == "command":
             self.close_input(cancel=False)
-            self.app.run_command_line(event.value)  # type: ignore[attr-defined]
+            self.post_message(RunCommandLine(event.value))
 
     # -- targets and jumps ---------------------------------------------------------
 

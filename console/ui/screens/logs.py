@@ -15,8 +15,8 @@ from textual.widgets import Input, Log, Static
 
 from console.actions.redact import mask_text
 from console.fleet.model import ContainerSnapshot
+from console.ports import FleetFeed
 from console.ui.inspect_view import FrameDecoder, log_line
-from console.ui.io import log_chunks
 from console.ui.markup import escape
 from console.ui.widgets.footer import StableFooter
 
@@ -50,8 +50,10 @@ class LogsScreen(Screen[None]):
             super().__init__()
             self.reason = reason
 
-    def __init__(self, container: ContainerSnapshot, crumb: str, tty: bool = False) -> None:
+    def __init__(self, container: ContainerSnapshot, crumb: str, feed: FleetFeed | None = None,
+                 tty: bool = False) -> None:
         super().__init__()
+        self.feed = feed
         self.container = container
         self.crumb = crumb
         self.tty = tty
@@ -85,30 +87,28 @@ class LogsScreen(Screen[None]):
 
     @work(exclusive=True, group="logs")
     async def stream(self) -> None:
-        io = self.app.engine_io  # type: ignore[attr-defined]
-        if not io.available:
-            self.state = "no engine connection (test or demo data)"
+        feed = self.feed
+        if feed is None or feed.reads is not None:
+            self.state = (feed.reads if feed is not None else None) or "no engine connection (test or demo data)"
             self._status()
             return
-        cid, node = self.container.id, self.container.node
         decoder = FrameDecoder(tty=self.tty)
         screen = self
 
-        async def pump(client: object) -> None:
-            # Each chunk's whole lines go out as they come: holding them for a later chunk left a
-            # quiet container's last lines (often all of them) unshown while it stayed quiet.
-            async for chunk in log_chunks(client, cid):
-                lines = decoder.feed(chunk)
-                if lines:
-                    screen.post_message(screen.Lines(lines))
-            rest = decoder.flush()
-            if rest:
-                screen.post_message(screen.Lines(rest))
+        def on_chunk(chunk: bytes) -> None:
+            # On the feed's thread. Each chunk's whole lines go out as they come: holding them for a
+            # later chunk left a quiet container's last lines (often all of them) unshown while it stayed quiet.
+            lines = decoder.feed(chunk)
+            if lines:
+                screen.post_message(screen.Lines(lines))
 
         self.state = "streaming"
         self._status()
         try:
-            await io.call(pump, node)
+            await feed.follow_logs(self.container.node, self.container.id, on_chunk)
+            rest = decoder.flush()
+            if rest:
+                self.post_message(self.Lines(rest))
             self.post_message(self.Ended("stream closed (container stopped?)"))
         except asyncio.CancelledError:
             raise
