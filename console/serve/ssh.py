@@ -5,9 +5,11 @@
 * ``ssh -p 2222 alice@host`` (a pty and a shell) opens the full console, drawn through a
   ``console.serve.session.Session``; ``ssh ... alice@host status --json`` (an exec request) runs the
   verb in the server as alice (console.serve.remote). No port forwarding, agent, X11 or subsystems.
-* Failed logins are logged and limited per client address: after ``FAILS_PER_ADDRESS`` failures within
-  ``FAIL_WINDOW`` seconds that address's new connections are closed before the key exchange (no
-  CPU spent on it), for the rest of the window; other addresses are not slowed.
+* Failed logins are logged and limited per client address: a connection that refused a key and ended
+  without logging in is a failed login; after ``FAILS_PER_ADDRESS`` of them within ``FAIL_WINDOW``
+  seconds that address's new connections are closed before the key exchange (no CPU spent on it),
+  for the rest of the window; other addresses are not slowed. (Counting connections, not keys: an
+  agent offering a few unrelated keys before the right one is not an attack.)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ with warnings.catch_warnings():  # its DSA deprecation notice is for whoever sti
 
 log = logging.getLogger(__name__)
 
-FAILS_PER_ADDRESS = 10  # failed key offers from one address in FAIL_WINDOW before it is shut out
+FAILS_PER_ADDRESS = 10  # failed logins from one address in FAIL_WINDOW before it is shut out
 FAIL_WINDOW = 60.0
 FAILS_PER_CONNECTION = 6  # as sshd's MaxAuthTries: then the connection is closed
 MAX_TRACKED_ADDRESSES = 10_000
@@ -77,6 +79,8 @@ class FailedLogins:
             return False
         self.refused += 1
         if now - self._told.get(address, -1e9) > self.window:
+            if len(self._told) > MAX_TRACKED_ADDRESSES:
+                self._told = {a: t for a, t in self._told.items() if now - t <= self.window}
             self._told[address] = now
             log.warning("%s: %d failed logins within %gs: its connections are refused for now",
                         address, self.limit, self.window)
@@ -147,6 +151,7 @@ class _Connection(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.identity is None and self._fails:
             log.info("%s: disconnected without logging in (%d key(s) refused)", self.address, self._fails)
+            self.door.failures.failed(self.address)
 
     def begin_auth(self, username: str) -> bool:
         return True  # every login needs a key
@@ -183,7 +188,6 @@ class _Connection(asyncssh.SSHServer):
                 except Exception:
                     log.debug("auth banner not sent", exc_info=True)
         self._fails += 1
-        self.door.failures.failed(self.address)
         if self._fails >= FAILS_PER_CONNECTION:
             log.warning("%s: %d keys refused on one connection: closed", self.address, self._fails)
             asyncio.get_running_loop().call_soon(self.conn.close)
