@@ -75,16 +75,21 @@ def to_json(snap: FleetSnapshot) -> dict[str, Any]:
     }
 
 
+def _engine(n: NodeSnapshot) -> str:
+    """As the console shows it: the version, named when the engine is not dockerd."""
+    return f"{n.engine} {n.engine_version}" if n.engine != "docker" else n.engine_version
+
+
 def _node_row(n: NodeSnapshot) -> list[str]:
     d = n.density
     state = n.state.value + (f" ({n.error})" if n.error and not n.up else "")
     if not n.live:  # down: the last known figures are not shown as if live (the AGE column says how old)
         return [n.name, state, f"?/{d.containers}", f"?/{n.cpus}", "?", f"?/{fmt.size(n.mem_total)}", "?", "?",
-                "?", "?", n.engine_version, fmt.duration(n.data_age)]
+                "?", "?", _engine(n), fmt.duration(n.data_age)]
     return [n.name, state, f"{d.running}/{d.containers}", f"{d.cpu_cores_used:.2f}/{n.cpus}", fmt.pct(d.cpu_density),
             f"{fmt.size(d.mem_used)}/{fmt.size(n.mem_total)}", fmt.pct(d.mem_density),
             f"{d.cpu_committed:.2f}x +{d.cpu_unlimited} unl", f"{d.mem_committed:.2f}x +{d.mem_unlimited} unl",
-            f"{d.containers_per_core:.1f}", n.engine_version, fmt.duration(n.data_age)]
+            f"{d.containers_per_core:.1f}", _engine(n), fmt.duration(n.data_age)]
 
 
 def _container_row(c: ContainerSnapshot, now: float) -> list[str]:

@@ -437,7 +437,8 @@ class EngineServer:
     async def dispatch(self, req: Request) -> Response:
         path = req.path
         m = _VERSIONED.match(path)
-        newest = tuple(int(x) for x in self.daemon.api_version.split("."))
+        major, _, minor = self.daemon.api_version.partition(".")
+        newest = (int(major), int(minor))
         req.api = newest  # an unversioned path gets the newest API's shapes, as on dockerd
         if m:
             version = (int(m.group(1)), int(m.group(2)))

@@ -241,6 +241,13 @@ def node_state(n: NodeSnapshot, ctx: Context, width: int = 0) -> Cell:
     return Cell("up, cordoned" if n.cordoned else "up", "warm" if n.cordoned else "ok")
 
 
+def engine_label(n: NodeSnapshot) -> str:
+    """The engine's version, named when it is not dockerd ("podman 4.3.1"): a bare 4.3.1 would read
+    as a very old Docker."""
+    version = n.engine_version or "-"
+    return f"{n.engine} {version}" if n.engine != "docker" else version
+
+
 def host_cell(n: NodeSnapshot, key: str, ctx: Context, width: int = 0) -> Cell:
     d = n.density
     live = n.up and n.name not in ctx.stale_nodes
@@ -288,7 +295,7 @@ def host_cell(n: NodeSnapshot, key: str, ctx: Context, width: int = 0) -> Cell:
         age = n.data_age + ctx.age_offset
         return Cell(fmt.duration(age), "stale" if age > ctx.stale_after else "dim")
     if key == "engine":
-        return Cell(n.engine_version or "-", "dim")
+        return Cell(engine_label(n), "dim")
     return Cell("")
 
 

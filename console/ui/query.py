@@ -125,7 +125,7 @@ def _node_field(n: NodeSnapshot, field: str) -> tuple[str, ...]:
         return tuple(states)
     if field in ("tenant", "image"):
         return ()
-    return (n.name, n.url, n.engine_version, *(f"{k}={v}" for k, v in n.labels))
+    return (n.name, n.url, n.engine, n.engine_version, *(f"{k}={v}" for k, v in n.labels))
 
 
 def _tenant_field(t: TenantSnapshot, field: str) -> tuple[str, ...]:
