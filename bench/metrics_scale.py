@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             child.wait(20)
     texts = [(gz, b.decode(), wall) for gz, b, wall in bodies]
     per: list[tuple[float, int, int, bool, float]] = []  # (cpu ms, containers with CPU, fresh nodes, gz, wall)
-    for (gz, text, wall), (_, nxt, _) in zip(texts, texts[1:]):
+    for (gz, text, wall), (_, nxt, _) in zip(texts, texts[1:], strict=False):
         cpu = (sample_value(nxt, "berth_exposition_cpu_seconds_total")
                - sample_value(text, "berth_exposition_cpu_seconds_total")) * 1000
         per.append((cpu, text.count("berth_container_cpu_usage_cores{"), text.count("berth_node_cpus{"), gz, wall))

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from console.config import resolve_inventory
 from console.actions.audit import AuditLog
 from console.actions.core import Actions
 from console.actions.redact import mask, mask_text
@@ -249,9 +250,8 @@ def cmd_action(args: argparse.Namespace) -> int:
     if getattr(args, "read_only", False):
         _err(f"read-only console: {action} refused (started with --read-only)")
         return EXIT_REFUSED
-    from console.cli import load_inventory_for  # late: console.cli imports this module
 
-    inventory = load_inventory_for(args)
+    inventory = resolve_inventory(args.inventory)
     return asyncio.run(_run(action, args, inventory))
 
 
@@ -332,9 +332,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
         if args.mode:
             _err("recover: give the migration ID to --finish or --rollback (`berth recover` lists them)")
             return EXIT_USAGE
-        from console.cli import load_inventory_for
 
-        return asyncio.run(_list_unfinished(load_inventory_for(args)))
+        return asyncio.run(_list_unfinished(resolve_inventory(args.inventory)))
     if not args.mode:
         _err(f"recover {args.target}: say --finish or --rollback")
         return EXIT_USAGE

@@ -28,8 +28,6 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import orjson
-
 from console.engine.errors import body_text
 from console.engine.transport import Endpoint
 

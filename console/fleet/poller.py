@@ -724,7 +724,7 @@ class NodeWatcher:
         while True:
             await asyncio.sleep(1.0)
             now = loop.time()
-            for cid, (stream, opened) in list(self._oneshots.items()):
+            for _cid, (stream, opened) in list(self._oneshots.items()):
                 if now - opened > self.client.timeout + 2.0:  # dockerd answers at its next collection (<= 1 s)
                     stream.abort(f"no one-shot sample within {self.client.timeout + 2.0:g}s")
             for cid, c in list(self.containers.items()):

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from console.config import resolve_inventory
+
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -32,7 +34,6 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from console.cli import load_inventory_for
     from console.fleet.runner import FleetThread
     from console.metrics.exposition import parse_listen, start_exposition
     from console.metrics.shard import parse_shard, shard_inventory
@@ -43,7 +44,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"berth metrics: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    inventory = load_inventory_for(args)
+    inventory = resolve_inventory(args.inventory)
     if shard is not None:
         inventory = shard_inventory(inventory, shard)
     fleet = FleetThread(inventory, lambda _snapshot: None)
@@ -79,12 +80,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_prometheus(args: argparse.Namespace) -> int:
-    from console.cli import load_inventory_for
 
     if args.action == "rules":
         from console.metrics.rules import render_rules
 
-        inventory = load_inventory_for(args)
+        inventory = resolve_inventory(args.inventory)
         sys.stdout.write(render_rules(inventory.alerts))
         return EXIT_OK
     from console.metrics.shard import shard_of
@@ -92,7 +92,7 @@ def cmd_prometheus(args: argparse.Namespace) -> int:
     if not args.shards or args.shards < 1:
         print("berth prometheus shards: give --shards N (N >= 1)", file=sys.stderr)
         return EXIT_USAGE
-    inventory = load_inventory_for(args)
+    inventory = resolve_inventory(args.inventory)
     for node in inventory.nodes:
         print(f"{node.name}\t{shard_of(node.name, args.shards)}/{args.shards}")
     return EXIT_OK

@@ -330,7 +330,7 @@ def _plan_node(seed: int, index: int, count: int, tenants: list[str], hot_tenant
     extra = list(roles)
     if count >= 12:
         extra += [STOPPED, CREATED]
-    for role, slot in zip(extra, normal_slots):
+    for role, slot in zip(extra, normal_slots, strict=False):
         app, tenant, _ = kinds[slot]
         if role == LEAK:
             app = next(a for a in APPS if a.name == "worker")
@@ -341,12 +341,12 @@ def _plan_node(seed: int, index: int, count: int, tenants: list[str], hot_tenant
         kinds[slot] = (app, tenant, role)
 
     weights = [app.cpu_weight * rng.lognormvariate(0, 0.5) for app, _, role in kinds]
-    normal_weight = sum(w for w, (_, _, r) in zip(weights, kinds) if r != HOT) or 1.0
+    normal_weight = sum(w for w, (_, _, r) in zip(weights, kinds, strict=True) if r != HOT) or 1.0
     mem_weights = [app.mem * rng.lognormvariate(0, 0.4) for app, _, _ in kinds]
     mem_scale = mem_target / (sum(mem_weights) or 1.0)
     counters: dict[tuple[str, str], int] = {}
     containers = []
-    for k, ((app, tenant, role), weight) in enumerate(zip(kinds, weights)):
+    for k, ((app, tenant, role), weight) in enumerate(zip(kinds, weights, strict=True)):
         key = (tenant, app.name)
         counters[key] = counters.get(key, 0) + 1
         cname = f"{tenant}-{app.name}-{index + 1:02d}{counters[key]:02d}"

@@ -18,7 +18,7 @@ from console.metrics.shard import shard_of  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_sharded_server_polls_and_exports_only_its_shards_nodes(team: Team) -> None:
+def test_a_sharded_server_polls_and_exports_only_its_shards_nodes(team: Team) -> None:  # noqa: F811
     """Given the demo fleet (sim-01..sim-06) served with --shard 2/2 and --metrics, /metrics names
     exactly the nodes that hash to shard 2 of 2, and says which shard it is."""
     port = free_port()

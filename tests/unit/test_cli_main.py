@@ -51,7 +51,7 @@ def test_global_options_before_or_after_the_subcommand() -> None:
     before = parser.parse_args(["--inventory", "x.toml", "--read-only", "status", "--json"])
     after = parser.parse_args(["status", "--json", "--inventory", "x.toml", "--read-only"])
     assert before.inventory == after.inventory == "x.toml"
-    assert getattr(before, "read_only") and getattr(after, "read_only")
+    assert before.read_only and after.read_only
 
 
 def test_status_exit_1_when_a_node_is_down_and_still_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
