@@ -14,7 +14,7 @@ import contextvars
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from console import __version__
 from console.config import ConfigError, Inventory, inventory_from_contexts, resolve_inventory
@@ -57,7 +57,7 @@ HELP_OUTPUT: contextvars.ContextVar[TextIO | None] = contextvars.ContextVar("ber
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump, exit 2
         raise UsageError(f"{self.prog}: {message}")
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:

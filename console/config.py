@@ -598,7 +598,7 @@ class _Reader:
             )
         seen: dict[str, int] = {}
         engines: dict[str, int] = {}  # normalised url -> index of the first node with it
-        nodes = []
+        nodes: list[NodeConfig] = []
         for index, table in enumerate(value):
             node = self.node(table, ("node", index), f"node #{index + 1}")
             engine = engine_key(node.url)
@@ -613,12 +613,12 @@ class _Reader:
                 )
             engines[engine] = index
             if node.name in seen:
-                first = (
+                first_line = (
                     self.lines.line(("node", seen[node.name], "name"))
                     if self.lines
                     else None
                 )
-                earlier = f" (first defined on line {first})" if first else ""
+                earlier = f" (first defined on line {first_line})" if first_line else ""
                 self.fail(
                     ("node", index, "name"),
                     f"duplicate node name {_q(node.name)}{earlier}",

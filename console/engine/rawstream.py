@@ -25,7 +25,7 @@ import socket
 import ssl
 import weakref
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from console.engine.errors import body_text
@@ -421,7 +421,7 @@ async def connect_socket(endpoint: Endpoint, host: str, port: int, tls: ssl.SSLC
     """A connected non-blocking socket (TLS handshake done), or the OS's / OpenSSL's error."""
     loop = asyncio.get_running_loop()
     if endpoint.uds:
-        targets: list[tuple[int, object]] = [(socket.AF_UNIX, endpoint.uds)]
+        targets: list[tuple[int, Any]] = [(socket.AF_UNIX, endpoint.uds)]
     else:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         targets = [(family, addr) for family, _, _, _, addr in infos]

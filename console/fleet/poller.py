@@ -342,9 +342,8 @@ class NodeWatcher:
         self.error = None
         self.partial_errors.clear()
         self.on_change()
-        tasks = [asyncio.create_task(coro, name=f"berth:{self.name}:{coro.__name__}")
-                 for coro in (self._info_loop(), self._list_loop(), self._events_loop(), self._heartbeat_loop(),
-                              self._idle_loop())]
+        loops = (self._info_loop, self._list_loop, self._events_loop, self._heartbeat_loop, self._idle_loop)
+        tasks = [asyncio.create_task(loop(), name=f"berth:{self.name}:{loop.__name__}") for loop in loops]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
@@ -790,18 +789,18 @@ class NodeWatcher:
                     continue
                 self._stats_streams[cid] = stream
                 try:
-                    exc = await closed
+                    ended = await closed
                 finally:
                     self._stats_streams.pop(cid, None)
                     stream.abort()
-                if isinstance(exc, StreamError) and exc.status == 404:
+                if isinstance(ended, StreamError) and ended.status == 404:
                     return  # the container is gone; the event or the listing removes it
-                clean_end = isinstance(exc, StreamEnded)
+                clean_end = isinstance(ended, StreamEnded)
                 # dockerd ends the stream when a container stops; its die event may trail by a moment
                 await asyncio.sleep(1.0)
                 c = self.containers.get(cid)
                 if c is not None and c.state in STATS_STATES:
-                    why = "stream ended while the container runs" if clean_end else str(exc or "stream closed")
+                    why = "stream ended while the container runs" if clean_end else str(ended or "stream closed")
                     self._partial(f"stats:{cid}", f"{self.name}: stats of {c.name}: {why}")
         finally:
             if self._streams.get(cid) is asyncio.current_task():

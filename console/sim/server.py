@@ -333,7 +333,7 @@ class EngineServer:
         try:
             while True:
                 read = asyncio.ensure_future(reader.read(65536))
-                await asyncio.wait({read, ended}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((read, ended), return_when=asyncio.FIRST_COMPLETED)
                 if not read.done():
                     break
                 data = read.result()

@@ -660,10 +660,11 @@ class Storage:
                 return None
             tree = vol.tree
         else:
-            tree = self.hosts.get(best.source)
-            if tree is None:
-                tree = self.hosts[best.source] = Tree()
-                tree.put("/", _dir(0o755, time.time_ns()))
+            host = self.hosts.get(best.source)
+            if host is None:
+                host = self.hosts[best.source] = Tree()
+                host.put("/", _dir(0o755, time.time_ns()))
+            tree = host
         inner = _norm(path[len(best.dest):])
         return best, tree, inner
 

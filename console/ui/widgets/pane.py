@@ -28,7 +28,8 @@ _ROW_KEY: dict[str, Callable[[Any], Hashable]] = {
     "containers": lambda c: c.id,
     "tenants": lambda t: t.name,
 }
-_MATCHER = {"hosts": query.node_matcher, "containers": query.container_matcher, "tenants": query.tenant_matcher}
+_MATCHER: dict[str, Callable[[query.Query], Callable[[Any], bool]]] = {
+    "hosts": query.node_matcher, "containers": query.container_matcher, "tenants": query.tenant_matcher}
 _DEFAULT_SORT = {"hosts": Sort("name", False), "containers": Sort("cpu", True), "tenants": Sort("cpu", True)}
 
 
