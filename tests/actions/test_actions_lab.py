@@ -340,7 +340,7 @@ async def test_cli_migrate_prints_progress_and_audit_shows_it(lab: Lab, tmp_path
     assert "pre-copy" in done.stdout and "switch: source stopped" in done.stdout and "downtime" in done.stdout
     assert dk(lab, N2).containers.get("cli-web").status == "running"
     log = berth("audit", inventory=inv, state=tmp_path)
-    assert "migrate lab-n1/cli-web  ok" in log.stdout
+    assert f"migrate lab-n1/cli-web -> {N2}  ok" in log.stdout
     isolated = berth("isolate", f"{N2}/cli-web", "--yes", "--reason", "test", inventory=inv, state=tmp_path)
     assert isolated.returncode == 0, isolated.stderr
     again = berth("isolate", "cli-web", "--yes", inventory=inv, state=tmp_path)
