@@ -25,13 +25,20 @@ from console.fleet.model import FleetSnapshot, NodeState
 class Thresholds(Protocol):
     """The fields of console.config.AlertThresholds that alerts read."""
 
-    cpu_density: float
-    mem_density: float
-    cpu_committed: float
-    mem_committed: float
-    stale_after: float
-    restart_loop: int
-    restart_window: float
+    @property
+    def cpu_density(self) -> float: ...
+    @property
+    def mem_density(self) -> float: ...
+    @property
+    def cpu_committed(self) -> float: ...
+    @property
+    def mem_committed(self) -> float: ...
+    @property
+    def stale_after(self) -> float: ...
+    @property
+    def restart_loop(self) -> int: ...
+    @property
+    def restart_window(self) -> float: ...
 
 
 class Severity(IntEnum):

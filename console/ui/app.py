@@ -378,7 +378,7 @@ class BerthApp(InFlightMixin, App[int]):
         if self._hint_shown:
             self.activity("")
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         self.clear_hint()
         if self.screen is self.fleet:
             self.fleet.back()

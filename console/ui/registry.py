@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +89,8 @@ VERB_OF = {"restart": "restart", "stop": "stop", "pause": "pause", "isolate": "i
            "drain": "drain", "cordon": "cordon", "finalize": "finalize"}
 
 
-def bindings() -> list[Binding]:
-    out = []
+def bindings() -> list[BindingType]:
+    out: list[BindingType] = []
     for c in COMMANDS:
         if c.id == "palette":
             continue  # App.COMMAND_PALETTE_BINDING owns ctrl+p
