@@ -310,3 +310,38 @@ async def test_a_container_dying_on_podman_is_seen_from_its_event(mixed_fleet: t
     finally:
         with closing(pnode.client()) as client:
             client.api.remove_container(cid, force=True)
+
+
+async def test_an_idle_container_on_podman_keeps_its_figures_from_one_shot_reads(
+        mixed_fleet: tuple[Lab, PodmanLab], tmp_path: Path) -> None:
+    """Podman has no dockerd-style one-shot: `stream=false` answers at once, without a previous
+    sample. Berth keeps its own previous sample and reads CPU by wall time, so an idle container
+    that left its stream for the idle cadence keeps getting figures, and the node no complaint."""
+    from test_idle_cadence import QuickIdle, on_idle_cadence, sampled_at, until
+
+    from console.config import load_inventory
+    from console.fleet.poller import Fleet
+
+    docker_lab, podman_lab = mixed_fleet
+    pnode = podman_lab.nodes[0]
+    quiet = pnode.run_container("pm-quiet")
+    inv = load_inventory(write_mixed_inventory(docker_lab, podman_lab, tmp_path / "inventory.toml",
+                                               node_settings={"stats_idle_interval": 2.0}))
+    try:
+        async with Fleet(inv, watcher_factory=QuickIdle) as fleet:
+            w = next(w for w in fleet.watchers if w.name == pnode.name)
+            assert w.idle_interval == 2.0
+            await until(lambda: on_idle_cadence(w, quiet), 30, "the idle container leaves its stats stream")
+            assert w.client.engine == "podman"
+            t0 = time.time()
+            await until(lambda: sampled_at(fleet.publish(), quiet) > t0,
+                        2 * w.idle_interval + w.heartbeat + w.cfg.timeout + 3.0,
+                        "one-shot samples keep arriving on Podman")
+            await until(lambda: sampled_at(fleet.publish(), quiet) > t0 + w.idle_interval, 3 * w.idle_interval + 5,
+                        "and the next one")
+            c = next(c for c in fleet.publish().containers if c.id == quiet)
+            assert quiet not in w._streams and not w.partial_errors, w.partial_errors
+            assert c.cpu_percent is not None and c.cpu_percent < 1.0 and c.stats_error is None
+    finally:
+        with closing(pnode.client()) as client:
+            client.api.remove_container(quiet, force=True)
