@@ -44,13 +44,8 @@ REMEMBER = "1h"  # how far back a node that stopped reporting is still listed (a
 QUERIES: dict[str, str] = {
     "node": '{__name__=~"berth_node_(up|state|info|data_age_seconds|cpus|memory_bytes|cordoned)"}',
     "node_seen": "timestamp(berth_node_up)",
-    # One query per container figure, reduced to (node, container): at 10,000 containers the answers'
-    # size (Prometheus encodes, Berth decodes) is most of a read's cost, and labels are most of it.
-    "container": "max without (instance, job) (berth_container_info)",
-    **{f"c:{m}": f"max by (node, container) ({m})" for m in (
-        "berth_container_cpu_usage_cores", "berth_container_cpu_limit_cores", "berth_container_memory_usage_bytes",
-        "berth_container_memory_limit_bytes", "berth_container_restarts_total", "berth_container_isolated",
-        "berth_container_oom_killed", "berth_container_start_time_seconds")},
+    "container": '{__name__=~"berth_container_(info|cpu_usage_cores|cpu_limit_cores|memory_usage_bytes'
+                 '|memory_limit_bytes|restarts_total|isolated|oom_killed|start_time_seconds)"}',
     "quota": '{__name__=~"berth_tenant_(cpu_quota_cores|memory_quota_bytes)"}',
     # Nodes that are not live now (down, or their shard stopped reporting within REMEMBER): their
     # last known capacity and container figures, shown as stale like the poller's down nodes.
@@ -189,15 +184,14 @@ def build_snapshot(answers: Mapping[str, Vector], now: float, seq: int = 1) -> F
 
     containers: list[ContainerSnapshot] = []
     per: dict[tuple[str, str], dict[str, Any]] = {}
-    for labels, _ in answers["container"]:
-        per.setdefault((labels.get("node", ""), labels.get("container", "")), {})["info"] = labels
-    for query, vector in answers.items():
-        if query.startswith("c:"):
-            metric = query[2:]
-            for labels, v in vector:
-                c = per.get((labels.get("node", ""), labels.get("container", "")))
-                if c is not None:
-                    c[metric] = v
+    for labels, v in answers["container"]:
+        key = (labels.get("node", ""), labels.get("container", ""))
+        c = per.setdefault(key, {})
+        name = labels["__name__"]
+        if name == "berth_container_info":
+            c["info"] = labels
+        else:
+            c[name] = v
 
     # last known figures for nodes that are not live now
     capacity: dict[str, dict[str, float]] = {}
