@@ -43,7 +43,7 @@ SnapshotSource = Callable[[], "FleetSnapshot | None"]
 # Docker's container states, all always present in berth_node_containers / berth_tenant_containers
 # (0 where none), so a sum by state never loses a state that emptied.
 CONTAINER_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
-NODE_INFO_LABELS = ("node", "engine_version", "api_version", "kernel", "os", "cgroup_version")
+NODE_INFO_LABELS = ("node", "engine", "engine_version", "api_version", "kernel", "os", "cgroup_version")
 CONTAINER_LABELS = ("node", "container", "tenant")
 _LABEL_OK = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _LABEL_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_]")
@@ -144,7 +144,7 @@ def families(snap: FleetSnapshot | None, *, now: float, stale_after: float, shar
         up.add(nkey, 1.0 if n.live else 0.0, text)
         for ns in NodeState:
             state.add((n.name, ns.value), 1.0 if n.state is ns else 0.0)
-        own = dict(zip(NODE_INFO_LABELS, (n.name, n.engine_version, n.api_version, n.kernel, n.os,
+        own = dict(zip(NODE_INFO_LABELS, (n.name, n.engine, n.engine_version, n.api_version, n.kernel, n.os,
                                           n.cgroup_version), strict=True))
         for k, v in n.labels:
             own[label_name(k)] = v

@@ -289,6 +289,7 @@ def _node(name: str, n: Mapping[str, Any], state: NodeState, age: float | None, 
         engine_version=info.get("engine_version", ""), api_version=info.get("api_version", ""),
         kernel=info.get("kernel", ""), os=info.get("os", ""), cgroup_version=info.get("cgroup_version", ""),
         density=density.node_density(cpus, mem_total, ()), cordoned=n.get("berth_node_cordoned") == 1.0,
+        engine=info.get("engine") or "docker",  # shards from before the label were all dockerd-read
     )
 
 

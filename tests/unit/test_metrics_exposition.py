@@ -145,7 +145,7 @@ def test_no_cpu_sample_yet_is_absent_and_so_is_the_total_it_would_be_part_of() -
 def test_inventory_labels_are_on_the_info_series_only() -> None:
     """Given nodes labelled rack=r1..r4, then `rack` appears on berth_node_info and on nothing else."""
     got = scrape(fleetdata.fleet())
-    info = value(got, "berth_node_info", node="node-1", engine_version="27.1.1", api_version="1.46",
+    info = value(got, "berth_node_info", node="node-1", engine="docker", engine_version="27.1.1", api_version="1.46",
                  kernel="6.8.0-45-generic", os="Ubuntu 24.04.1 LTS", cgroup_version="2", rack="r1")
     assert info == 1.0
     assert {name for name, lab in got if any(k == "rack" for k, _ in lab)} == {"berth_node_info"}
@@ -356,3 +356,23 @@ def test_the_metrics_package_never_imports_textual() -> None:
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60,
                           cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_podman_nodes_engine_is_on_its_info_series_and_read_back() -> None:
+    """Given a Podman node, berth_node_info says engine="podman", and `berth status --prometheus`
+    reads it back; an inventory label called `engine` does not hide it (it becomes label_engine)."""
+    from console.metrics.collector import label_name
+
+    snap = fleetdata.with_node(fleetdata.fleet(), "node-1", engine="podman", engine_version="4.3.1")
+    got = scrape(snap)
+    assert {dict(lab).get("engine") for name, lab in got if name == "berth_node_info"} == {"docker", "podman"}
+    assert [dict(lab)["node"] for name, lab in got
+            if name == "berth_node_info" and dict(lab).get("engine") == "podman"] == ["node-1"]
+    assert label_name("engine") == "label_engine"
+    from console.fleet.model import NodeState
+    from console.metrics.promql import _node
+
+    info = {"node": "node-1", "engine": "podman", "engine_version": "4.3.1", "rack": "r1"}
+    back = _node("node-1", {"info": info}, NodeState.UP, 1.0, None)
+    assert (back.engine, back.engine_version, back.labels) == ("podman", "4.3.1", (("rack", "r1"),))
+    assert _node("old", {"info": {"node": "old"}}, NodeState.UP, 1.0, None).engine == "docker"
