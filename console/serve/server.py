@@ -9,6 +9,7 @@ console is read-only (no mutating keys shown), and ``Actions`` refuses a viewer'
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -104,7 +105,10 @@ class Server:
         return not self.read_only and who.may_act
 
     def port(self, who: Identity) -> LocalActions:
-        """The actions as ``who``: every intent is checked and audited as them by Actions."""
+        """The actions as ``who``: every intent is checked and audited as them by Actions. Under
+        --read-only everyone is a viewer (so no console offers recovery on start either)."""
+        if self.read_only and who.may_act:
+            who = dataclasses.replace(who, role="viewer")
         return ServedActions(self.actions, who, self.io, self)
 
     def console(self, who: Identity, output: Output, terminal: TerminalInfo,

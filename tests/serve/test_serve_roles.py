@@ -54,3 +54,15 @@ async def test_unfinished_migrations_are_offered_to_operators_only(server: Serve
     with pytest.raises(ReadOnlyError, match="bob is a viewer: recover refused"):
         await server.port(bob).plan("recover", "20260101T000000-abcd1234", mode="finish")
     server.stop()
+
+
+async def test_read_only_makes_operators_viewers_too(server: Server) -> None:
+    server.read_only = True
+    alice = Identity("alice", "operator", "ssh", "SHA256:x", "10.0.0.5")
+    port = server.port(alice)
+    assert port.identity.role == "viewer" and port.read_only
+    app = BerthApp(feed=None, inventory=server.inventory, actions=port)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _settled(app, pilot)
+        assert app.screen is app.fleet and app.read_only
+    server.stop()
