@@ -6,8 +6,8 @@ The simulated fleet needs no root; the same door on real dockerd nodes is tests/
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import stat
 import subprocess
 import sys
