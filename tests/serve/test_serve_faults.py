@@ -173,3 +173,19 @@ async def test_the_clients_term_decides_the_colour_depth(demo: tuple) -> None:
     assert b"\x1b[38;5;" in seen["xterm-256color"]  # 256 colours where the terminal says it has them
     assert b"\x1b[38;5;" not in seen["xterm"] and b"\x1b[38;2;" not in seen["xterm"]  # 16 where it does not
     assert re.search(rb"\x1b\[(?:\d+;)*(?:3[0-7]|9[0-7])[;m]", seen["xterm"])  # the 16 ANSI colours
+
+
+async def test_a_window_resize_redraws_the_console_at_the_new_size(demo: tuple) -> None:
+    server, port, keys = demo
+    conn, chan, client = await open_console(port, keys["bob"], "bob", size=(160, 48))
+    await until("the wide console", lambda: b"Hosts" in client.text)
+    rows = {int(r) for r in re.findall(rb"\x1b\[(\d+);\d+H", bytes(client.text))}
+    assert max(rows) > 40  # drawn down to row 48
+    mark = len(client.text)
+    chan.change_terminal_size(80, 24)  # the window-change request a terminal sends
+    await until("a frame at 80x24", lambda: b"Hosts" in client.text[mark:])
+    await asyncio.sleep(1.5)  # a live update or two at the new size
+    after = {int(r) for r in re.findall(rb"\x1b\[(\d+);\d+H", bytes(client.text[mark:]))}
+    cols = {int(c) for c in re.findall(rb"\x1b\[\d+;(\d+)H", bytes(client.text[mark:]))}
+    assert after and max(after) <= 24 and max(cols) <= 80, (sorted(after)[-3:], sorted(cols)[-3:])
+    conn.close()
