@@ -44,6 +44,14 @@ def status(url: str, *args: str, password: str | None = PASSWORD) -> subprocess.
                           check=False, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
 
 
+def read_back(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """The node names a successful read printed. Exit 1 with JSON is a read that worked: the simulated
+    fleet restarts a container now and then, and one without a CPU sample yet makes the round partial."""
+    assert done.returncode in (0, 1) and done.stdout, done.stderr
+    assert "berth status: prometheus" not in done.stderr, done.stderr
+    return [n["name"] for n in json.loads(done.stdout)["nodes"]]
+
+
 def test_tls_is_verified_and_basic_auth_is_sent(tmp_path: Path) -> None:
     require_prometheus()
     pki = make_pki(tmp_path / "pki")
@@ -64,12 +72,11 @@ def test_tls_is_verified_and_basic_auth_is_sent(tmp_path: Path) -> None:
 
             # Given the right user and password and the CA that signed the server's certificate
             ok = status(url, "--prometheus-user", "ops", "--prometheus-ca", str(pki.ca))
-            assert ok.returncode == 0, ok.stderr
-            assert [n["name"] for n in json.loads(ok.stdout)["nodes"]] == ["sim-01"]
+            assert read_back(ok) == ["sim-01"]
 
             # the same in the URL's user info (percent-encoded), never echoed back
             inline = url.replace("https://", f"https://ops:{PASSWORD.replace(' ', '%20')}@")
-            assert status(inline, "--prometheus-ca", str(pki.ca), password=None).returncode == 0
+            assert read_back(status(inline, "--prometheus-ca", str(pki.ca), password=None)) == ["sim-01"]
 
             # Without the CA (system trust only) or with another CA, the certificate is refused
             for args in ((), ("--prometheus-ca", str(pki.other_ca))):
@@ -85,8 +92,7 @@ def test_tls_is_verified_and_basic_auth_is_sent(tmp_path: Path) -> None:
                                             "(check the token or user and password)")
 
             # --prometheus-insecure is the explicit way past verification
-            anyway = status(url, "--prometheus-user", "ops", "--prometheus-insecure")
-            assert anyway.returncode == 0, anyway.stderr
+            assert read_back(status(url, "--prometheus-user", "ops", "--prometheus-insecure")) == ["sim-01"]
         finally:
             if prom is not None:
                 prom.close()
