@@ -96,7 +96,9 @@ class Actions:
         try:
             return self._nodes[name]
         except KeyError:
-            raise ActionError(f"unknown node {name!r} (nodes: {', '.join(self._nodes) or 'none'})") from None
+            # (berth --prometheus shows nodes of other inventories too: this is why they cannot be acted on)
+            raise ActionError(f"unknown node {name!r}: not in this inventory, so Berth cannot reach its Engine API "
+                              f"(nodes: {', '.join(self._nodes) or 'none'})") from None
 
     async def client(self, node: str) -> EngineClient:
         c = self._clients.get(node)

@@ -76,7 +76,8 @@ async def test_the_console_reads_both_shards_from_prometheus_and_refuses_what_it
                 far = next(c for c in snap.containers if c.node in theirs and c.state == "running")
                 app.run_action_flow("restart", "restart", far)
                 await _until(pilot, lambda: "refused" in app.last_activity, "the refusal")
-                assert f"unknown node '{far.node}'" in app.last_activity and "\n" not in app.last_activity
+                assert f"unknown node '{far.node}': not in this inventory" in app.last_activity
+                assert "\n" not in app.last_activity
                 # and its engine reads are refused by name, not attempted; a local node's answer
                 with pytest.raises(Exception, match="not in the local inventory"):
                     await app.feed.inspect(far.node, far.id)
