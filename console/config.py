@@ -41,6 +41,8 @@ from docker.context.config import get_context_id
 from docker.errors import DockerException
 from docker.utils import kwargs_from_env
 
+from console.listen import is_loopback_host
+
 __all__ = [
     "DEFAULT_SOCKET_URL",
     "AlertThresholds",
@@ -394,12 +396,7 @@ def _split_host_port(url: str, hostport: str) -> tuple[str, str | None]:
 
 
 def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 # --------------------------------------------------------------------------- locating lines

@@ -11,19 +11,18 @@ while it renders, which is what bench/metrics_scale.py measures).
 from __future__ import annotations
 
 import gzip
-import ipaddress
-import re
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from console.listen import Listen
+from console.listen import parse_listen as _parse_listen
 from console.metrics.collector import SnapshotCollector, SnapshotSource, render_text
 
 DEFAULT_PORT = 9417  # unassigned in Prometheus' default port allocations wiki at the time of writing
@@ -32,44 +31,9 @@ DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@dataclass(frozen=True, slots=True)
-class Listen:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-
 def parse_listen(text: str) -> Listen:
-    """``HOST:PORT`` or ``[V6]:PORT`` (port 0: any free port); ValueError says what is wrong."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            raise ValueError(f"{text!r} is not [HOST]:PORT")
-    else:
-        host, sep, port = text.rpartition(":")
-        if not sep:
-            raise ValueError(f"{text!r} has no port (write HOST:PORT, e.g. {DEFAULT_LISTEN})")
-        if ":" in host:
-            raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. '[::1]:{DEFAULT_PORT}'")
-    if not host:
-        raise ValueError(f"{text!r} has no host (127.0.0.1 for this machine, 0.0.0.0 for every address)")
-    if not port.isascii() or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{text!r}: port {port!r} is not a number from 0 to 65535")
-    if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
-        raise ValueError(f"{text!r}: host {host!r} is not a host name or address")
-    return Listen(host, int(port))
+    """``HOST:PORT`` for /metrics (console.listen), examples on Berth's exposition port."""
+    return _parse_listen(text, DEFAULT_PORT)
 
 
 def build_registry(collector: SnapshotCollector) -> CollectorRegistry:

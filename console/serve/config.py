@@ -18,7 +18,6 @@ keys = ["ssh-ed25519 AAAA... alice@laptop"]
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from console.listen import Listen
+from console.listen import parse_listen as _parse_listen
 from console.config import (  # the inventory's own line finder and reader, so errors read the same
     ConfigError,
     _kind,
@@ -54,46 +55,9 @@ def _asyncssh() -> Any:
     return asyncssh
 
 
-@dataclass(frozen=True, slots=True)
-class Listen:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_listen(text: str) -> Listen:
-    """``HOST:PORT`` (``[v6]:PORT``); ValueError with the reason."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("must be HOST:PORT, e.g. '0.0.0.0:2222'")
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-        if not sep:
-            raise ValueError(f"{text!r} is not [HOST]:PORT")
-    else:
-        host, sep, port = text.rpartition(":")
-        if not sep:
-            raise ValueError(f"{text!r} has no port (write HOST:PORT, e.g. '0.0.0.0:2222')")
-        if ":" in host:
-            raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. '[::1]:2222'")
-    if not host:
-        raise ValueError(f"{text!r} has no host (use 0.0.0.0 for every address, 127.0.0.1 for this machine)")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{text!r}: port {port!r} is not a number from 0 to 65535")
-    if host.startswith("[") or not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
-        raise ValueError(f"{text!r}: host {host!r} is not a host name or address")
-    return Listen(host, int(port))
-
-
-def is_loopback(listen: Listen) -> bool:
-    if listen.host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(listen.host).is_loopback
-    except ValueError:
-        return False
+def parse_listen(text: object) -> Listen:
+    """``HOST:PORT`` for a front door (console.listen), examples on the SSH door's usual port."""
+    return _parse_listen(text, 2222)
 
 
 @dataclass(frozen=True, slots=True)
