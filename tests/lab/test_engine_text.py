@@ -14,14 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 from dockerlab import BUSYBOX_REF, FAST_STOP_TIMEOUT, Lab
 from labgate import require_lab
+from support.tmux import Tmux
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -91,40 +91,6 @@ def test_an_action_plan_and_its_refusal_print_engine_text_escaped(text_lab, tmp_
     assert_no_raw(out + err, "berth restart's plan and refusal")
     assert "evil\\x1b[2J\\x1b]0;PWNED\\x07\\u202eslbl" in out, out
     assert len(err.splitlines()) == 1 and err.startswith("berth: restart needs confirmation"), err
-
-
-class Tmux:
-    """A private tmux server (its own socket, no config): the size asked for is the size drawn."""
-
-    def __init__(self, name: str, width: int, height: int, command: str) -> None:
-        self.name = name
-        self.tmux = ["tmux", "-L", name, "-f", "/dev/null"]
-        subprocess.run([*self.tmux, "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height), command],
-                       check=True, cwd=REPO)
-
-    def capture(self) -> str:
-        return subprocess.run([*self.tmux, "capture-pane", "-p", "-t", self.name], check=True, capture_output=True,
-                              text=True).stdout
-
-    def title(self) -> str:
-        return subprocess.run([*self.tmux, "display-message", "-p", "-t", self.name, "#{pane_title}"], check=True,
-                              capture_output=True, text=True).stdout.strip()
-
-    def send(self, *keys: str) -> None:
-        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
-
-    def wait_for(self, what: str, check: Callable[[str], bool], timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.capture()
-            if check(screen):
-                return screen
-            time.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; screen:\n{screen}")
-
-    def kill(self) -> None:
-        subprocess.run([*self.tmux, "kill-server"], check=False, capture_output=True)
 
 
 def test_console_shows_engine_text_escaped_on_every_pane(text_lab, tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.tmux import Tmux  # noqa: F401  (re-exported: the serve suites take it from here)
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -126,33 +128,6 @@ def ssh_run(port: int, key: Key, user: str, known_hosts: Path, *command: str, st
 def ssh_shell(port: int, key: Key, user: str, known_hosts: Path) -> str:
     """The command line a person types to open the console (for tmux)."""
     return " ".join(ssh_argv(port, key, user, known_hosts, batch=False))
-
-
-class Tmux:
-    def __init__(self, name: str, width: int, height: int, command: str) -> None:
-        self.name = name
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height), command],
-                       check=True, cwd=REPO)
-
-    def capture(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], check=False, capture_output=True,
-                              text=True).stdout
-
-    def send(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def wait_for(self, what: str, check: Callable[[str], bool], timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.capture()
-            if check(screen):
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; screen:\n{screen}")
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False, capture_output=True)
 
 
 def node_connections(pid: int, sockets: Iterable[Path]) -> dict[str, int]:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ if _LAB not in sys.path:
 
 from dockerlab import Lab, run_standard_workload  # noqa: E402
 from labgate import require_lab  # noqa: E402
+from support.tmux import Tmux  # noqa: E402
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -42,33 +41,6 @@ def ui_lab() -> Iterator[Lab]:
         yield lab
     finally:
         lab.close()
-
-
-class Tmux:
-    def __init__(self, name: str, width: int, height: int, command: str) -> None:
-        self.name = name
-        subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height), command],
-                       check=True, cwd=REPO)
-
-    def capture(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], check=True, capture_output=True,
-                              text=True).stdout
-
-    def send(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def wait_for(self, what: str, check: Callable[[str], bool], timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.capture()
-            if check(screen):
-                return screen
-            time.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; screen:\n{screen}")
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False, capture_output=True)
 
 
 def _containers_rows(screen: str) -> list[list[str]]:
