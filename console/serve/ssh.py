@@ -41,6 +41,7 @@ FAIL_WINDOW = 60.0
 FAILS_PER_CONNECTION = 6  # as sshd's MaxAuthTries: then the connection is closed
 MAX_TRACKED_ADDRESSES = 10_000
 LOGIN_TIMEOUT = 30.0
+COMMAND_GRACE = 15.0  # seconds a stopping server waits for running commands to print how they ended
 EXEC_OUTPUT_LIMIT = 1024 * 1024  # a command's output waiting for a slow client; beyond, the command waits
 
 
@@ -95,6 +96,7 @@ class SSHDoor:
         self.host_key = host_key
         self.failures = FailedLogins()
         self.channels: set[_Channel] = set()
+        self.commands: set[_Channel] = set()  # exec requests still running (server loop only)
         self._acceptor: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -120,6 +122,11 @@ class SSHDoor:
         if left:
             log.warning("%s: %d action(s) did not reach a safe point in time: cut off (audited as interrupted)",
                         reason, left)
+        # A command whose action just stopped still has its result to print (how it ended, its audit id):
+        # let it, before the goodbye (bounded: a command that hangs is cut off with the rest).
+        deadline = loop.time() + COMMAND_GRACE
+        while self.commands and loop.time() < deadline:
+            await asyncio.sleep(0.05)
         channels = list(self.channels)
         await loop.run_in_executor(None, self.server.end_all, reason)
         for channel in channels:
@@ -264,6 +271,7 @@ class _Channel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._admitted = True
         if self.kind == "exec":
             log.info("%s runs: %s", self.who.label, " ".join(self.command.split())[:200])
+            self.door.commands.add(self)
             threading.Thread(target=self._run_command, name=f"berth-exec-{self.who.user}", daemon=True).start()
         elif self.term is None:
             self.door.server.release(self)
@@ -393,9 +401,13 @@ class _Channel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         out.drain()
         err.drain()
         try:
-            self.loop.call_soon_threadsafe(self._release_and_finish, status, "")
+            self.loop.call_soon_threadsafe(self._command_done, status)
         except RuntimeError:
             pass
+
+    def _command_done(self, status: int) -> None:
+        self.door.commands.discard(self)
+        self._release_and_finish(status, "")
 
     def _ask(self, prompt: str) -> str:
         """A line typed on the caller's terminal (ssh -t), echoed as a terminal would."""

@@ -114,7 +114,7 @@ def test_no_idle_cadence_over_tls_or_when_the_interval_is_a_second_or_less() -> 
     inv = parse_inventory(
         '[[node]]\nname = "tls"\nurl = "tcp://127.0.0.1:2376"\n[node.tls]\nverify = true\n'
         '[[node]]\nname = "fast"\nurl = "unix:///var/run/docker.sock"\nstats_idle_interval = 1\n'
-        '[[node]]\nname = "plain"\nurl = "unix:///var/run/docker.sock"\n')
+        '[[node]]\nname = "plain"\nurl = "unix:///run/berth-other/docker.sock"\n')  # one daemon, one node
     watchers = {cfg.name: NodeWatcher(cfg, inv, lambda *a: None) for cfg in inv.nodes}
     assert watchers["tls"].idle_interval == 0.0
     assert watchers["fast"].idle_interval == 0.0
