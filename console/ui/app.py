@@ -242,8 +242,8 @@ class BerthApp(InFlightMixin, App[int]):
         """Apply one snapshot to every view in one batch: one repaint per snapshot."""
         self.snapshot = snap
         self.warmed = self.warmed or snap.complete
-        if not self.fleet.is_mounted or self.return_code is not None:
-            return  # not drawn yet, or quitting: the screens are being taken down under us
+        if not self.fleet.is_mounted or self.return_code is not None or self._closing or self.fleet._closing:
+            return  # not drawn yet, or quitting (exit, or a test's run ending): the screens are going away
         ctx = self.context()
         self.alerts = derive_alerts(snap, self.thresholds, ctx.now)
         with self.batch_update():
